@@ -1,0 +1,45 @@
+# s3_sharing: every entry point a newcomer or CI needs.
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+PYTHON ?= python3
+
+export PATH := $(BIN):$(PATH)
+export S3_SHARING_DUCKDB_PATH ?= $(CURDIR)/.local/warehouse.duckdb
+export DAGSTER_HOME ?= $(CURDIR)/.local/dagster_home
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+
+.PHONY: install prepare demo test lint dev clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+prepare: install
+	$(BIN)/s3-sharing prepare
+
+## demo: set everything up and run the main job on the embedded default (DuckDB)
+demo: prepare
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/s3-sharing demo
+
+## test: set up and run the linter and the whole test suite
+test: prepare
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## dev: the Dagster UI (with the daemon, for schedules, sensors and backfills)
+dev: prepare
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/dagster dev -w workspace.yaml
+
+clean:
+	rm -rf .local dbt_project/target dbt_project/logs

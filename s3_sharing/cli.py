@@ -1,0 +1,178 @@
+"""``s3-sharing``: the runbook commands, usable from any terminal."""
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+
+from s3_sharing import datagen
+from s3_sharing.dbt_models import dbt_project, load_manifest, model_relation, prepare
+from s3_sharing.location import HOURLY_MARTS_JOB, REFERENCE_MODELS_JOB, build_definitions
+from s3_sharing.partitions import (
+    PartitionKeyError,
+    hourly_key,
+    hourly_partitions,
+    parse_hourly_key,
+    require_partition,
+)
+from s3_sharing.settings import Settings, SettingsError
+from s3_sharing.warehouse import DuckDBWarehouse, WindowQuery
+
+MART_WINDOW_COLUMNS = {
+    "fi_data": "updated_at",
+    "transactions": "updated_at",
+    "analytics": "window_start",
+    "identity": "updated_at",
+    "payments": "updated_at",
+    "beneficiaries": "updated_at",
+}
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+DEMO_SCALE = {"businesses": 6, "users_per_business": 50, "events_per_hour": 120, "hours": 24}
+
+
+def _instance() -> dg.DagsterInstance:
+    """The persistent instance when DAGSTER_HOME is set (runs then show in the UI)."""
+    try:
+        return dg.DagsterInstance.get()
+    except dg.DagsterInvariantViolationError:
+        print("DAGSTER_HOME is not set: runs are not recorded (set it to see them in the UI)")
+        return dg.DagsterInstance.ephemeral()
+
+
+def cmd_prepare(settings: Settings, _: argparse.Namespace) -> int:
+    print(f"dbt manifest: {prepare(dbt_project(settings))}")
+    return 0
+
+
+def cmd_generate(settings: Settings, args: argparse.Namespace) -> int:
+    end = parse_hourly_key(args.end).replace(tzinfo=None) if args.end else datagen.current_hour()
+    scale = datagen.Scale(
+        end=end,
+        businesses=args.businesses,
+        users_per_business=args.users_per_business,
+        events_per_hour=args.events_per_hour,
+        hours=args.hours,
+        seed=args.seed,
+    )
+    started = time.perf_counter()
+    counts = datagen.generate(settings.duckdb_path, scale)
+    print(f"generated {scale.hours} hours ending {end:%Y-%m-%d %H:00} UTC into {settings.duckdb_path}")
+    for table, rows in counts.items():
+        print(f"  raw.{table:<14} {rows:>10,} rows")
+    print(f"  in {time.perf_counter() - started:.1f}s")
+    return 0
+
+
+def _window_keys(args: argparse.Namespace, partitions: dg.TimeWindowPartitionsDefinition) -> tuple[str, str]:
+    if args.partition_from or args.partition_to:
+        first, last = args.partition_from, args.partition_to or args.partition_from
+        if not first:
+            raise PartitionKeyError("--to needs --from")
+    else:
+        keys = partitions.get_partition_keys()
+        if not keys:
+            raise PartitionKeyError("no complete hourly partition yet: check S3_SHARING_PARTITION_START")
+        first, last = keys[-min(args.last_hours, len(keys))], keys[-1]
+    for key in (first, last):
+        require_partition(partitions, key)
+    if parse_hourly_key(last) < parse_hourly_key(first):
+        raise PartitionKeyError(f"--to {last} is before --from {first}")
+    return first, last
+
+
+def materialize(settings: Settings, first: str, last: str) -> None:
+    """Build the staging views, then the marts for hours ``first``..``last`` in one dbt run."""
+    settings.require_warehouse()
+    defs = build_definitions(settings)
+    instance = _instance()
+    started = time.perf_counter()
+    defs.resolve_job_def(REFERENCE_MODELS_JOB).execute_in_process(instance=instance, run_config=QUIET)
+    defs.resolve_job_def(HOURLY_MARTS_JOB).execute_in_process(
+        instance=instance,
+        run_config=QUIET,
+        tags={
+            "dagster/asset_partition_range_start": first,
+            "dagster/asset_partition_range_end": last,
+        },
+    )
+    elapsed = time.perf_counter() - started
+    start = parse_hourly_key(first)
+    end = parse_hourly_key(last) + timedelta(hours=1)
+    hours = int((end - start) / timedelta(hours=1))
+    print(f"materialized {hours} hours {first} .. {last} in {elapsed:.1f}s")
+    if settings.dbt_target == "dev":
+        print_window_counts(settings, start, end)
+
+
+def print_window_counts(settings: Settings, start: datetime, end: datetime) -> None:
+    manifest = load_manifest(dbt_project(settings))
+    warehouse = DuckDBWarehouse(path=str(settings.duckdb_path))
+    for mart, column in MART_WINDOW_COLUMNS.items():
+        rows = warehouse.count(WindowQuery(model_relation(manifest, mart), column, start, end))
+        print(f"  marts.{mart:<14} {rows:>10,} rows in window")
+
+
+def cmd_materialize(settings: Settings, args: argparse.Namespace) -> int:
+    first, last = _window_keys(args, hourly_partitions(settings.partition_start))
+    materialize(settings, first, last)
+    return 0
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    """Generate a day of demo data ending at the current hour and build its marts."""
+    end = datagen.current_hour()
+    counts = datagen.generate(settings.duckdb_path, datagen.Scale(end=end, seed=args.seed, **DEMO_SCALE))
+    businesses = DEMO_SCALE["businesses"]
+    print(f"generated {sum(counts.values()):,} rows, {businesses} businesses, in {settings.duckdb_path}")
+    prepare(dbt_project(settings))
+    hours = DEMO_SCALE["hours"]
+    first = hourly_key((end - timedelta(hours=hours)).replace(tzinfo=UTC))
+    last = hourly_key((end - timedelta(hours=1)).replace(tzinfo=UTC))
+    materialize(settings, first, last)
+    print("next: `make dev` opens the Dagster UI on these runs")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="s3-sharing", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("prepare", help="parse the dbt project into its manifest").set_defaults(
+        run=cmd_prepare
+    )
+
+    generate = commands.add_parser("generate", help="write deterministic synthetic raw data")
+    generate.add_argument("--seed", type=int, default=7)
+    generate.add_argument("--businesses", type=int, default=4)
+    generate.add_argument("--users-per-business", type=int, default=20)
+    generate.add_argument("--events-per-hour", type=int, default=40, help="per business, on average")
+    generate.add_argument("--hours", type=int, default=24)
+    generate.add_argument("--end", help="exclusive end hour, e.g. 2026-01-02-00:00 (default: this hour)")
+    generate.set_defaults(run=cmd_generate)
+
+    mat = commands.add_parser("materialize", help="build the marts for a range of hourly partitions")
+    mat.add_argument("--last-hours", type=int, default=24, help="the most recent complete hours")
+    mat.add_argument("--from", dest="partition_from", help="first partition key, e.g. 2026-01-01-00:00")
+    mat.add_argument("--to", dest="partition_to", help="last partition key (inclusive)")
+    mat.set_defaults(run=cmd_materialize)
+
+    demo = commands.add_parser("demo", help="generate a demo day and materialize it")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.set_defaults(run=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(Settings.from_env(), args)
+    except (SettingsError, PartitionKeyError, ValueError) as error:
+        print(f"s3-sharing {args.command}: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""Streaming reads from the warehouse as Arrow record batches.
+
+Delivery code depends only on the ``Warehouse`` protocol. Queries are ``WindowQuery`` values:
+identifiers are validated, every value is a bound parameter, and each backend renders its own
+quoting and parameter markers. DuckDB is the embedded default; BigQuery serves production.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import dagster as dg
+import duckdb
+import pyarrow as pa
+
+DEFAULT_BATCH_ROWS = 64 * 1024
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
+class WarehouseError(RuntimeError):
+    """The warehouse cannot be read; the message says what and where."""
+
+
+def _identifier(name: str) -> str:
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"{name!r} is not a valid SQL identifier")
+    return name
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    """Warehouse timestamps are UTC without a zone; bind them the same way."""
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+@dataclass(frozen=True)
+class Relation:
+    database: str | None
+    schema: str
+    identifier: str
+
+    def __post_init__(self) -> None:
+        for part in (self.database, self.schema, self.identifier):
+            if part is not None:
+                _identifier(part)
+
+
+@dataclass(frozen=True)
+class WindowQuery:
+    """Rows of ``relation`` whose ``window_column`` falls in [start, end), filtered by equality.
+
+    ``equals`` maps columns to values (e.g. the business id); values are always bound.
+    """
+
+    relation: Relation
+    window_column: str
+    start: datetime
+    end: datetime
+    equals: tuple[tuple[str, str], ...] = ()
+    columns: tuple[str, ...] = ()
+    order_by: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        names = [self.window_column, *self.columns, *self.order_by, *(c for c, _ in self.equals)]
+        for name in names:
+            _identifier(name)
+        if self.end <= self.start:
+            raise ValueError(f"empty window [{self.start}, {self.end})")
+
+    def parameters(self) -> dict[str, Any]:
+        bound: dict[str, Any] = {"window_start": _naive_utc(self.start), "window_end": _naive_utc(self.end)}
+        bound.update({f"eq_{n}": value for n, (_, value) in enumerate(self.equals)})
+        return bound
+
+    def render(self, table: str, quote: Callable[[str], str], marker: Callable[[str], str]) -> str:
+        selected = ", ".join(quote(c) for c in self.columns) if self.columns else "*"
+        window = quote(self.window_column)
+        conditions = [f"{window} >= {marker('window_start')}", f"{window} < {marker('window_end')}"]
+        conditions += [f"{quote(c)} = {marker(f'eq_{n}')}" for n, (c, _) in enumerate(self.equals)]
+        sql = f"select {selected} from {table} where {' and '.join(conditions)}"
+        if self.order_by:
+            sql += " order by " + ", ".join(quote(c) for c in self.order_by)
+        return sql
+
+    def render_count(self, table: str, quote: Callable[[str], str], marker: Callable[[str], str]) -> str:
+        inner = WindowQuery(self.relation, self.window_column, self.start, self.end, self.equals)
+        return f"select count(*) as row_count from ({inner.render(table, quote, marker)}) as windowed"
+
+
+class Warehouse(Protocol):
+    def stream(self, query: WindowQuery, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+        """The query's rows, a bounded batch at a time."""
+        ...
+
+    def count(self, query: WindowQuery) -> int:
+        """How many rows the query returns, counted in the warehouse."""
+        ...
+
+
+def _double_quote(name: str) -> str:
+    return f'"{name}"'
+
+
+class DuckDBWarehouse(dg.ConfigurableResource):
+    """The embedded DuckDB file that dbt's ``dev`` target builds (opened read-only)."""
+
+    path: str
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        if not Path(self.path).exists():
+            raise WarehouseError(
+                f"DuckDB warehouse file {self.path} does not exist: run `s3-sharing generate`"
+            )
+        return duckdb.connect(self.path, read_only=True)
+
+    @staticmethod
+    def _table(relation: Relation) -> str:
+        # The catalog name of a DuckDB file is its file name: leave it out so the file can move.
+        return f"{_double_quote(relation.schema)}.{_double_quote(relation.identifier)}"
+
+    def stream(self, query: WindowQuery, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+        sql = query.render(self._table(query.relation), _double_quote, lambda name: f"${name}")
+        with self._connect() as con:
+            reader = con.execute(sql, query.parameters()).fetch_record_batch(batch_rows)
+            yield from reader
+
+    def count(self, query: WindowQuery) -> int:
+        sql = query.render_count(self._table(query.relation), _double_quote, lambda name: f"${name}")
+        with self._connect() as con:
+            row = con.execute(sql, query.parameters()).fetchone()
+        return int(row[0]) if row else 0
+
+
+def _backtick(name: str) -> str:
+    return f"`{name}`"
+
+
+def _bigquery_parameter(name: str, value: Any) -> Any:
+    from google.cloud import bigquery
+
+    kind = "TIMESTAMP" if isinstance(value, datetime) else "STRING"
+    return bigquery.ScalarQueryParameter(name, kind, value)
+
+
+class BigQueryWarehouse(dg.ConfigurableResource):
+    """BigQuery (dbt target ``prod``); results stream through the BigQuery Storage Read API."""
+
+    project: str
+    location: str = "EU"
+
+    def _client(self) -> Any:
+        from google.cloud import bigquery
+
+        return bigquery.Client(project=self.project, location=self.location)
+
+    def _run(self, sql: str, query: WindowQuery) -> Any:
+        from google.cloud import bigquery
+
+        config = bigquery.QueryJobConfig(
+            query_parameters=[_bigquery_parameter(k, v) for k, v in query.parameters().items()]
+        )
+        return self._client().query(sql, job_config=config, location=self.location)
+
+    @staticmethod
+    def _table(relation: Relation) -> str:
+        parts = [p for p in (relation.database, relation.schema, relation.identifier) if p]
+        return ".".join(_backtick(p) for p in parts)
+
+    def stream(self, query: WindowQuery, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+        from google.cloud import bigquery_storage
+
+        sql = query.render(self._table(query.relation), _backtick, lambda name: f"@{name}")
+        rows = self._run(sql, query).result(page_size=batch_rows)
+        yield from rows.to_arrow_iterable(bqstorage_client=bigquery_storage.BigQueryReadClient())
+
+    def count(self, query: WindowQuery) -> int:
+        sql = query.render_count(self._table(query.relation), _backtick, lambda name: f"@{name}")
+        for row in self._run(sql, query).result():
+            return int(row["row_count"])
+        return 0
