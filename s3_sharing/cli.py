@@ -1,6 +1,7 @@
 """``s3-sharing``: the runbook commands, usable from any terminal."""
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -35,11 +36,10 @@ DEMO_SCALE = {"businesses": 6, "users_per_business": 50, "events_per_hour": 120,
 
 def _instance() -> dg.DagsterInstance:
     """The persistent instance when DAGSTER_HOME is set (runs then show in the UI)."""
-    try:
+    if os.environ.get("DAGSTER_HOME"):
         return dg.DagsterInstance.get()
-    except dg.DagsterInvariantViolationError:
-        print("DAGSTER_HOME is not set: runs are not recorded (set it to see them in the UI)")
-        return dg.DagsterInstance.ephemeral()
+    print("DAGSTER_HOME is not set: runs are not recorded (set it to see them in the UI)")
+    return dg.DagsterInstance.ephemeral()
 
 
 def cmd_prepare(settings: Settings, _: argparse.Namespace) -> int:

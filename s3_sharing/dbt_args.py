@@ -28,8 +28,6 @@ def build_args(window: tuple[datetime, datetime] | None = None) -> list[str]:
     return args
 
 
-def parse_args(target: str, target_path: str | None = None) -> list[str]:
-    args = ["parse", "--target", target]
-    if target_path is not None:
-        args += ["--target-path", target_path]
-    return args
+def parse_args(target_path: str) -> list[str]:
+    """``dbt parse`` into ``target_path`` (the resource adds ``--target``)."""
+    return ["parse", "--target-path", target_path]

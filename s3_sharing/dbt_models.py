@@ -46,7 +46,7 @@ def dbt_project(settings: Settings) -> DbtProject:
 def prepare(project: DbtProject) -> Path:
     """Parse the project into a manifest (``dagster dev`` does this itself; tests and CI call it)."""
     target_path = project.project_dir / project.target_path
-    dbt_cli(project).cli(dbt_args.parse_args(project.target or "dev", str(target_path))).wait()
+    dbt_cli(project).cli(dbt_args.parse_args(str(target_path))).wait()
     return project.manifest_path
 
 

@@ -125,7 +125,7 @@ class DuckDBWarehouse(dg.ConfigurableResource):
     def stream(self, query: WindowQuery, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
         sql = query.render(self._table(query.relation), _double_quote, lambda name: f"${name}")
         with self._connect() as con:
-            reader = con.execute(sql, query.parameters()).fetch_record_batch(batch_rows)
+            reader = con.execute(sql, query.parameters()).to_arrow_reader(batch_rows)
             yield from reader
 
     def count(self, query: WindowQuery) -> int:

@@ -1,0 +1,109 @@
+from datetime import UTC, datetime, timedelta
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from s3_sharing import warehouse as wh
+from s3_sharing.warehouse import BigQueryWarehouse, DuckDBWarehouse, Relation, WindowQuery
+
+START = datetime(2026, 1, 1, 10, tzinfo=UTC)
+END = START + timedelta(hours=1)
+
+
+@pytest.fixture
+def duckdb_file(tmp_path):
+    path = tmp_path / "w.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("create schema marts")
+        con.execute("create table marts.rows (business_id varchar, n integer, updated_at timestamp)")
+        con.execute(
+            """insert into marts.rows
+               select case when i % 2 = 0 then 'acme' else 'globex' end, i,
+                      timestamp '2026-01-01 09:59:59' + to_seconds(i)
+               from range(0, 3700) t(i)"""
+        )
+    return path
+
+
+def _query(**overrides) -> WindowQuery:
+    values = {
+        "relation": Relation("ignored_catalog", "marts", "rows"),
+        "window_column": "updated_at",
+        "start": START,
+        "end": END,
+        "equals": (("business_id", "acme"),),
+        "order_by": ("n",),
+    }
+    return WindowQuery(**{**values, **overrides})
+
+
+def test_duckdb_streams_bounded_batches_of_the_window(duckdb_file):
+    warehouse = DuckDBWarehouse(path=str(duckdb_file))
+    batches = list(warehouse.stream(_query(), batch_rows=500))
+    assert len(batches) > 1
+    assert all(b.num_rows <= 500 for b in batches)
+    table = pa.Table.from_batches(batches)
+    n = table.column("n").to_pylist()
+    # i=1 is 10:00:00 (inside), i=3601 is 11:00:00 (outside: the window is half-open).
+    assert n == [i for i in range(1, 3601) if i % 2 == 0]
+    assert set(table.column("business_id").to_pylist()) == {"acme"}
+    assert warehouse.count(_query()) == len(n)
+
+
+def test_values_are_bound_never_spliced(duckdb_file):
+    warehouse = DuckDBWarehouse(path=str(duckdb_file))
+    hostile = _query(equals=(("business_id", "acme' or '1'='1"),))
+    assert warehouse.count(hostile) == 0
+    assert "acme" not in hostile.render("t", str, lambda name: f"${name}")
+
+
+@pytest.mark.parametrize("name", ["a b", "x;drop", 'q"', ""])
+def test_identifiers_are_validated(name):
+    with pytest.raises(ValueError, match="not a valid SQL identifier"):
+        _query(window_column=name)
+
+
+def test_missing_duckdb_file_is_a_clear_error(tmp_path):
+    warehouse = DuckDBWarehouse(path=str(tmp_path / "absent.duckdb"))
+    with pytest.raises(wh.WarehouseError, match=r"absent\.duckdb does not exist"):
+        warehouse.count(_query())
+
+
+class _FakeBigQuery:
+    """BigQuery itself cannot run here: this stands in for google.cloud.bigquery.Client and records
+    what the resource sends, so the test checks the SQL text and the bound parameters."""
+
+    def __init__(self, rows: pa.Table) -> None:
+        self.rows = rows
+        self.sent: list[tuple[str, object]] = []
+
+    def query(self, sql, job_config, location):
+        self.sent.append((sql, job_config))
+        return self
+
+    def result(self, page_size=None):
+        return self
+
+    def to_arrow_iterable(self, bqstorage_client):
+        return iter(self.rows.to_batches(max_chunksize=2))
+
+
+def test_bigquery_renders_backticks_and_named_parameters(monkeypatch):
+    fake = _FakeBigQuery(pa.table({"n": [1, 2, 3]}))
+    monkeypatch.setattr(BigQueryWarehouse, "_client", lambda self: fake)
+    monkeypatch.setattr("google.cloud.bigquery_storage.BigQueryReadClient", lambda: None)
+    warehouse = BigQueryWarehouse(project="proj", location="EU")
+    batches = list(warehouse.stream(_query(relation=Relation("proj", "s3_sharing_marts", "fi_data"))))
+    assert sum(b.num_rows for b in batches) == 3
+    sql, config = fake.sent[0]
+    assert sql == (
+        "select * from `proj`.`s3_sharing_marts`.`fi_data` where `updated_at` >= @window_start"
+        " and `updated_at` < @window_end and `business_id` = @eq_0 order by `n`"
+    )
+    parameters = {p.name: (p.type_, p.value) for p in config.query_parameters}
+    assert parameters == {
+        "window_start": ("TIMESTAMP", datetime(2026, 1, 1, 10, tzinfo=UTC)),
+        "window_end": ("TIMESTAMP", datetime(2026, 1, 1, 11, tzinfo=UTC)),
+        "eq_0": ("STRING", "acme"),
+    }
