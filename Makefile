@@ -22,8 +22,11 @@ prepare: install
 	$(BIN)/s3-sharing prepare
 
 ## demo: set everything up and run the main job on the embedded default (DuckDB)
-demo: prepare
+$(DAGSTER_HOME)/dagster.yaml:
 	mkdir -p $(DAGSTER_HOME)
+	touch $@
+
+demo: prepare $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/s3-sharing demo
 
 ## test: set up and run the linter and the whole test suite
@@ -37,8 +40,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 ## dev: the Dagster UI (with the daemon, for schedules, sensors and backfills)
-dev: prepare
-	mkdir -p $(DAGSTER_HOME)
+dev: prepare $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml
 
 clean:

@@ -9,8 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from s3_sharing import datagen
+from s3_sharing import datagen, runbook
+from s3_sharing.datasets import SOURCES
 from s3_sharing.dbt_models import dbt_project, load_manifest, model_relation, prepare
+from s3_sharing.deliveries import cadence_partitions
+from s3_sharing.layout import Cadence
 from s3_sharing.location import HOURLY_MARTS_JOB, REFERENCE_MODELS_JOB, build_definitions
 from s3_sharing.partitions import (
     PartitionKeyError,
@@ -19,17 +22,10 @@ from s3_sharing.partitions import (
     parse_hourly_key,
     require_partition,
 )
-from s3_sharing.settings import Settings, SettingsError
+from s3_sharing.registry import RegistryError, read_registry
+from s3_sharing.settings import LOCAL_DIR, Settings, SettingsError
 from s3_sharing.warehouse import DuckDBWarehouse, WindowQuery
 
-MART_WINDOW_COLUMNS = {
-    "fi_data": "updated_at",
-    "transactions": "updated_at",
-    "analytics": "window_start",
-    "identity": "updated_at",
-    "payments": "updated_at",
-    "beneficiaries": "updated_at",
-}
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 DEMO_SCALE = {"businesses": 6, "users_per_business": 50, "events_per_hour": 120, "hours": 24}
 
@@ -110,9 +106,9 @@ def materialize(settings: Settings, first: str, last: str) -> None:
 def print_window_counts(settings: Settings, start: datetime, end: datetime) -> None:
     manifest = load_manifest(dbt_project(settings))
     warehouse = DuckDBWarehouse(path=str(settings.duckdb_path))
-    for mart, column in MART_WINDOW_COLUMNS.items():
-        rows = warehouse.count(WindowQuery(model_relation(manifest, mart), column, start, end))
-        print(f"  marts.{mart:<14} {rows:>10,} rows in window")
+    for source in SOURCES.values():
+        query = WindowQuery(model_relation(manifest, source.model), source.window_column, start, end)
+        print(f"  marts.{source.model:<14} {warehouse.count(query):>10,} rows in window")
 
 
 def cmd_materialize(settings: Settings, args: argparse.Namespace) -> int:
@@ -122,18 +118,43 @@ def cmd_materialize(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
-    """Generate a day of demo data ending at the current hour and build its marts."""
+    """A demo day end to end: data, dbt, deliveries to local S3 and GCS, and a summary."""
     end = datagen.current_hour()
     counts = datagen.generate(settings.duckdb_path, datagen.Scale(end=end, seed=args.seed, **DEMO_SCALE))
     businesses = DEMO_SCALE["businesses"]
     print(f"generated {sum(counts.values()):,} rows, {businesses} businesses, in {settings.duckdb_path}")
+    registry = read_registry(settings.registry_path)
+    runbook.ensure_demo_keys(settings, registry, LOCAL_DIR / "keys")
     prepare(dbt_project(settings))
-    hours = DEMO_SCALE["hours"]
-    first = hourly_key((end - timedelta(hours=hours)).replace(tzinfo=UTC))
-    last = hourly_key((end - timedelta(hours=1)).replace(tzinfo=UTC))
-    materialize(settings, first, last)
+    start = end - timedelta(hours=DEMO_SCALE["hours"])
+    materialize(
+        settings,
+        hourly_key(start.replace(tzinfo=UTC)),
+        hourly_key((end - timedelta(hours=1)).replace(tzinfo=UTC)),
+    )
+    outcomes = []
+    with runbook.local_stack(registry, settings.archive_bucket) as endpoints:
+        print(f"local S3/STS/IAM/KMS at {endpoints.aws_url}, GCS at {endpoints.gcs_url}")
+        defs = build_definitions(settings)
+        instance = _instance()
+        for cadence in Cadence:
+            keys = complete_partitions(
+                cadence, settings.partition_start, start.replace(tzinfo=UTC), end.replace(tzinfo=UTC)
+            )
+            outcomes += runbook.deliver(defs, instance, registry, cadence, keys).values()
+    print(runbook.summary_table(outcomes))
     print("next: `make dev` opens the Dagster UI on these runs")
-    return 0
+    return 0 if not any(o.failed for o in outcomes) else 1
+
+
+def complete_partitions(cadence: Cadence, partition_start: str, start: datetime, end: datetime) -> list[str]:
+    """Keys of the cadence's windows that have ended by ``end`` and overlap [start, end)."""
+    partitions = cadence_partitions(cadence, partition_start)
+    return [
+        key
+        for key in partitions.get_partition_keys()
+        if start < partitions.time_window_for_partition_key(key).end <= end
+    ]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -169,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(Settings.from_env(), args)
-    except (SettingsError, PartitionKeyError, ValueError) as error:
+    except (SettingsError, PartitionKeyError, RegistryError, ValueError) as error:
         print(f"s3-sharing {args.command}: {error}", file=sys.stderr)
         return 2
 

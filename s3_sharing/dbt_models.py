@@ -156,5 +156,8 @@ class DbtAssets:
             for source in self.manifest["sources"].values()
         ]
 
+    def model_key(self, model: str) -> dg.AssetKey:
+        return TRANSLATOR.get_asset_key(self.manifest["nodes"][f"model.s3_sharing.{model}"])
+
     def all(self) -> list[dg.AssetsDefinition | dg.AssetSpec]:
         return [self.reference_models, self.hourly_marts, *self.raw_tables]

@@ -1,13 +1,47 @@
-"""Resources of the code location, chosen by the dbt target; secrets only through ``dg.EnvVar``."""
+"""Resources of the code location, chosen by the settings; secrets only through ``dg.EnvVar``."""
 
-from __future__ import annotations
+import os
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from dagster_dbt import DbtProject
 
+from s3_sharing import crypto
 from s3_sharing.dbt_models import dbt_cli
+from s3_sharing.destinations import GcsArchive, S3Deliveries
 from s3_sharing.settings import Settings
 from s3_sharing.warehouse import BigQueryWarehouse, DuckDBWarehouse
+
+PASSPHRASE_VARIABLE = "S3_SHARING_SIGNING_KEY_PASSPHRASE"
+
+
+class PlatformKeys(dg.ConfigurableResource):
+    """The platform's signing key (secret) and audit key (public), read when a run uses them."""
+
+    signing_key_file: str
+    signing_key_passphrase: str | None = None
+    audit_key_file: str
+
+    def signing_key(self) -> tuple[Any, Any]:
+        """(signer, public certificate) of the platform's signing key."""
+        armor = _read(self.signing_key_file, "platform signing key")
+        return crypto.load_signer(armor, self.signing_key_passphrase)
+
+    def audit_cert(self) -> Any:
+        return crypto.load_cert(_read(self.audit_key_file, "audit key"), "audit key")
+
+
+def _read(path: str, what: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        raise crypto.KeyProblem(f"{what}: {path} cannot be read") from None
+
+
+def _passphrase() -> dg.EnvVar | None:
+    """The variable itself, resolved by Dagster at run time, so its value never enters config."""
+    return dg.EnvVar(PASSPHRASE_VARIABLE) if os.environ.get(PASSPHRASE_VARIABLE) else None
 
 
 def warehouse_resource(settings: Settings) -> DuckDBWarehouse | BigQueryWarehouse:
@@ -23,4 +57,11 @@ def build_resources(settings: Settings, project: DbtProject) -> dict[str, object
     return {
         "dbt": dbt_cli(project),
         "warehouse": warehouse_resource(settings),
+        "archive": GcsArchive(bucket=settings.archive_bucket),
+        "s3": S3Deliveries(),
+        "keys": PlatformKeys(
+            signing_key_file=str(settings.signing_key_file),
+            signing_key_passphrase=_passphrase(),
+            audit_key_file=str(settings.audit_key_file),
+        ),
     }

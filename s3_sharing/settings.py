@@ -7,13 +7,22 @@ from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 LOCAL_DIR = REPO_ROOT / ".local"
 DBT_TARGETS = ("dev", "prod")
 PARTITION_START_FORMAT = "%Y-%m-%d-%H:%M"
+ENV_VARIABLES = {
+    "dbt_target": "S3_SHARING_DBT_TARGET",
+    "duckdb_path": "S3_SHARING_DUCKDB_PATH",
+    "partition_start": "S3_SHARING_PARTITION_START",
+    "registry_path": "S3_SHARING_REGISTRY",
+    "archive_bucket": "S3_SHARING_ARCHIVE_BUCKET",
+    "signing_key_file": "S3_SHARING_SIGNING_KEY_FILE",
+    "audit_key_file": "S3_SHARING_AUDIT_KEY_FILE",
+}
 
 
 class SettingsError(ValueError):
@@ -27,6 +36,11 @@ class Settings(BaseModel):
     - ``S3_SHARING_DBT_TARGET``: ``dev`` (embedded DuckDB, default) or ``prod`` (BigQuery).
     - ``S3_SHARING_DUCKDB_PATH``: absolute path of the DuckDB warehouse file (dev target).
     - ``S3_SHARING_PARTITION_START``: first hourly partition, ``YYYY-MM-DD-HH:MM`` UTC.
+    - ``S3_SHARING_REGISTRY``: the business registry YAML file.
+    - ``S3_SHARING_ARCHIVE_BUCKET``: the GCS audit archive bucket.
+    - ``S3_SHARING_SIGNING_KEY_FILE`` / ``S3_SHARING_AUDIT_KEY_FILE``: the platform's signing
+      secret key and the audit public key (armored files; the passphrase, if any, comes from
+      ``S3_SHARING_SIGNING_KEY_PASSPHRASE`` through ``dg.EnvVar``).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -34,24 +48,26 @@ class Settings(BaseModel):
     dbt_target: str = "dev"
     duckdb_path: Path = LOCAL_DIR / "warehouse.duckdb"
     partition_start: str = "2026-01-01-00:00"
+    registry_path: Path = REPO_ROOT / "registry" / "demo.yaml"
+    archive_bucket: str = "s3-sharing-audit-archive"
+    signing_key_file: Path = LOCAL_DIR / "keys" / "platform-signing.sec"
+    audit_key_file: Path = LOCAL_DIR / "keys" / "audit.pub"
 
     @field_validator("dbt_target")
     @classmethod
     def _known_target(cls, value: str) -> str:
         if value not in DBT_TARGETS:
-            raise SettingsError(
-                f"S3_SHARING_DBT_TARGET: unknown dbt target {value!r}; "
-                f"dbt_project/profiles.yml defines {', '.join(DBT_TARGETS)}"
+            raise ValueError(
+                f"unknown dbt target {value!r}; dbt_project/profiles.yml defines {', '.join(DBT_TARGETS)}"
             )
         return value
 
-    @field_validator("duckdb_path")
+    @field_validator("duckdb_path", "registry_path", "signing_key_file", "audit_key_file")
     @classmethod
     def _absolute_path(cls, value: Path) -> Path:
         if not value.is_absolute():
-            raise SettingsError(
-                f"S3_SHARING_DUCKDB_PATH: {str(value)!r} must be an absolute path "
-                "(dbt and Dagster run from different directories)"
+            raise ValueError(
+                f"{str(value)!r} must be an absolute path (processes run from other directories)"
             )
         return value
 
@@ -61,27 +77,20 @@ class Settings(BaseModel):
         try:
             datetime.strptime(value, PARTITION_START_FORMAT)
         except ValueError:
-            raise SettingsError(
-                f"S3_SHARING_PARTITION_START: {value!r} is not a UTC hour like 2026-01-01-00:00"
-            ) from None
+            raise ValueError(f"{value!r} is not a UTC hour like 2026-01-01-00:00") from None
         return value
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
-        values = {
-            field: env[variable]
-            for field, variable in (
-                ("dbt_target", "S3_SHARING_DBT_TARGET"),
-                ("duckdb_path", "S3_SHARING_DUCKDB_PATH"),
-                ("partition_start", "S3_SHARING_PARTITION_START"),
-            )
-            if env.get(variable)
-        }
+        values = {field: env[variable] for field, variable in ENV_VARIABLES.items() if env.get(variable)}
         try:
             return cls(**values)
-        except ValueError as error:
-            raise SettingsError(_first_message(error)) from None
+        except ValidationError as error:
+            first = error.errors()[0]
+            variable = ENV_VARIABLES.get(str(first["loc"][0]), str(first["loc"][0]))
+            message = str(first["msg"]).removeprefix("Value error, ")
+            raise SettingsError(f"{variable}: {message}") from None
 
     def require_warehouse(self) -> None:
         """Fail clearly before dbt would silently create an empty DuckDB file."""
@@ -90,11 +99,3 @@ class Settings(BaseModel):
                 f"DuckDB warehouse file {self.duckdb_path} does not exist: "
                 "generate data first with `s3-sharing generate`"
             )
-
-
-def _first_message(error: ValueError) -> str:
-    errors = getattr(error, "errors", None)
-    if callable(errors):
-        message = str(errors()[0]["msg"])
-        return message.removeprefix("Value error, ")
-    return str(error)

@@ -1,19 +1,29 @@
 """Shared fixtures. Each test that touches the warehouse owns its DuckDB file in ``tmp_path``."""
 
+import shutil
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pytest
+import yaml
 
 from s3_sharing import datagen
 from s3_sharing.dbt_models import dbt_project, prepare
+from s3_sharing.keygen import KeyPair, generate_key_pair
+from s3_sharing.location import HOURLY_MARTS_JOB, REFERENCE_MODELS_JOB, build_definitions
+from s3_sharing.registry import read_registry
+from s3_sharing.runbook import local_stack
 from s3_sharing.settings import Settings
 
 PARTITION_START = "2026-01-01-00:00"
 TINY = datagen.Scale(
-    end=datetime(2026, 1, 1, 12), businesses=3, users_per_business=6, events_per_hour=12, hours=12
+    end=datetime(2026, 1, 1, 12), businesses=4, users_per_business=6, events_per_hour=12, hours=12
 )
+BUSINESSES = ("acme", "globex", "initech", "umbrella")
+ARCHIVE = "test-audit-archive"
 
 
 @pytest.fixture(scope="session")
@@ -22,15 +32,126 @@ def dbt_manifest() -> Path:
     return prepare(dbt_project(Settings()))
 
 
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, KeyPair]:
+    """Key pairs made with GnuPG once per session: the platform's, the audit key, one per business."""
+    directory = tmp_path_factory.mktemp("keys")
+    names = ["platform-signing", "audit", *BUSINESSES, "other"]
+    pairs = {name: generate_key_pair(directory, name) for name in names}
+    pairs["signing-only"] = generate_key_pair(directory, "signing-only", can_encrypt=False)
+    pairs["expired"] = generate_key_pair(directory, "expired", expire="1d", created="20200101T000000")
+    return pairs
+
+
+def registry_entry(business_id: str, keys: dict[str, KeyPair], **overrides: object) -> dict[str, object]:
+    """A valid registry entry; tests override what they exercise."""
+    entry: dict[str, object] = {
+        "id": business_id,
+        "name": f"{business_id.title()}, Inc.",
+        "cadence": "hourly",
+        "datasets": ["FI_DATA", "ANALYTICS"],
+        "destination": {
+            "bucket_arn": f"arn:aws:s3:::{business_id}-bucket",
+            "region": "eu-west-1",
+            "prefix": "shared/",
+            "role_arn": f"arn:aws:iam::123456789012:role/deliver-{business_id}",
+        },
+        "public_key": {"file": str(keys[business_id].public)},
+    }
+    entry.update(overrides)
+    return entry
+
+
+def default_registry(keys: dict[str, KeyPair]) -> list[dict[str, object]]:
+    """acme: seed 000 per-user layout; globex: seed 001 per-data-set with SSE-KMS and an external
+    id; initech: daily; umbrella: the quiet one (many empty hours)."""
+    return [
+        registry_entry("acme", keys),
+        registry_entry(
+            "globex",
+            keys,
+            datasets=["IDENTITY", "PAYMENTS", "TRANSACTIONS", "BENEFICIARIES"],
+            layout="{dataset}/{date}/{hour}/{dataset}_{window}.csv.pgp",
+            destination={
+                "bucket_arn": "arn:aws:s3:::globex-bucket",
+                "region": "eu-west-1",
+                "prefix": "psp/inbound/",
+                "role_arn": "arn:aws:iam::123456789012:role/deliver-globex",
+                "external_id": "globex-secret-ext",
+                "sse": {"mode": "aws:kms", "kms_key_arn": "arn:aws:kms:eu-west-1:123456789012:alias/globex"},
+            },
+        ),
+        registry_entry("initech", keys, cadence="daily", datasets=["FI_DATA"]),
+        registry_entry(
+            "umbrella", keys, datasets=["FI_DATA"], layout="{dataset}/{date}/{hour}/{dataset}.csv.pgp"
+        ),
+    ]
+
+
+def write_registry(path: Path, entries: list[dict[str, object]]) -> Path:
+    path.write_text(yaml.safe_dump({"businesses": entries}, allow_unicode=True))
+    return path
+
+
 @pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dbt_manifest: Path) -> Settings:
-    """Settings pointing at this test's own DuckDB file, filled with tiny generated data."""
+def settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dbt_manifest: Path, keys: dict[str, KeyPair]
+) -> Settings:
+    """Settings pointing at this test's own DuckDB file (tiny generated data) and registry."""
     path = tmp_path / "warehouse.duckdb"
-    monkeypatch.setenv("S3_SHARING_DUCKDB_PATH", str(path))
-    monkeypatch.setenv("S3_SHARING_PARTITION_START", PARTITION_START)
-    monkeypatch.delenv("S3_SHARING_DBT_TARGET", raising=False)
+    environment = {
+        "S3_SHARING_DUCKDB_PATH": str(path),
+        "S3_SHARING_PARTITION_START": PARTITION_START,
+        "S3_SHARING_REGISTRY": str(write_registry(tmp_path / "registry.yaml", default_registry(keys))),
+        "S3_SHARING_SIGNING_KEY_FILE": str(keys["platform-signing"].secret),
+        "S3_SHARING_AUDIT_KEY_FILE": str(keys["audit"].public),
+        "S3_SHARING_ARCHIVE_BUCKET": ARCHIVE,
+    }
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    for name in ("S3_SHARING_DBT_TARGET", "S3_SHARING_SIGNING_KEY_PASSPHRASE"):
+        monkeypatch.delenv(name, raising=False)
     datagen.generate(path, TINY)
     return Settings.from_env()
+
+
+@pytest.fixture(scope="session")
+def built_warehouse(tmp_path_factory: pytest.TempPathFactory, dbt_manifest: Path) -> Path:
+    """TINY data with all 12 hours of marts built by dbt, once; tests copy the file."""
+    directory = tmp_path_factory.mktemp("built")
+    path = directory / "warehouse.duckdb"
+    datagen.generate(path, TINY)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("S3_SHARING_DUCKDB_PATH", str(path))
+        built = Settings.from_env(
+            {"S3_SHARING_DUCKDB_PATH": str(path), "S3_SHARING_PARTITION_START": PARTITION_START}
+        )
+        patch.setenv("S3_SHARING_REGISTRY", str(write_registry(directory / "empty.yaml", [])))
+        defs = build_definitions(built.model_copy(update={"registry_path": directory / "empty.yaml"}))
+        instance = dg.DagsterInstance.ephemeral()
+        defs.resolve_job_def(REFERENCE_MODELS_JOB).execute_in_process(instance=instance)
+        defs.resolve_job_def(HOURLY_MARTS_JOB).execute_in_process(
+            instance=instance,
+            tags={
+                "dagster/asset_partition_range_start": "2026-01-01-00:00",
+                "dagster/asset_partition_range_end": "2026-01-01-11:00",
+            },
+        )
+    return path
+
+
+@pytest.fixture
+def built(settings: Settings, built_warehouse: Path) -> Settings:
+    """``settings`` whose warehouse already has the marts built for every hour of TINY."""
+    shutil.copyfile(built_warehouse, settings.duckdb_path)
+    return settings
+
+
+@pytest.fixture
+def stack(settings: Settings) -> Iterator:
+    """Local S3/STS/IAM/KMS and GCS, provisioned for the test's registry, IAM enforced."""
+    with local_stack(read_registry(settings.registry_path), ARCHIVE) as endpoints:
+        yield endpoints
 
 
 def query(settings: Settings, sql: str, *params: object) -> list[tuple]:

@@ -1,0 +1,92 @@
+"""Arrow record batches to RFC 4180 CSV on disk, hashing as it writes (memory stays flat)."""
+
+import hashlib
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+WRITE_OPTIONS = pacsv.WriteOptions(include_header=True, quoting_style="needed", delimiter=",")
+
+
+@dataclass(frozen=True)
+class PlainFile:
+    path: Path
+    rows: int
+    size: int
+    sha256: str
+
+
+class _HashingFile:
+    """What pyarrow writes to: the file on disk, with a running SHA-256 and byte count."""
+
+    def __init__(self, target: BinaryIO) -> None:
+        self.target = target
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.closed = False
+
+    def write(self, data: bytes | memoryview) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        return self.target.write(data)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class CsvFileWriter:
+    """One CSV file: a header, then every batch written to it. ``close()`` gives its summary."""
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self.path = path
+        self._file = path.open("wb")
+        self._sink = _HashingFile(self._file)
+        self._writer = pacsv.CSVWriter(self._sink, schema, write_options=WRITE_OPTIONS)
+        self.rows = 0
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self._writer.write_batch(batch)
+        self.rows += batch.num_rows
+
+    def close(self) -> PlainFile:
+        self._writer.close()
+        self._file.close()
+        return PlainFile(self.path, self.rows, self._sink.size, self._sink.digest.hexdigest())
+
+    def __enter__(self) -> "CsvFileWriter":
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if kind is not None:
+            self._file.close()
+
+
+def runs_of(batch: pa.RecordBatch, column: str) -> Iterator[tuple[str, pa.RecordBatch]]:
+    """Consecutive slices of a batch sorted by ``column``, one per value."""
+    values = batch.column(column)
+    if batch.num_rows == 0:
+        return
+    changes = pc.not_equal(values.slice(1), values.slice(0, len(values) - 1))
+    boundaries = [0, *(i + 1 for i in pc.indices_nonzero(changes).to_pylist()), batch.num_rows]
+    for start, end in itertools.pairwise(boundaries):
+        yield values[start].as_py(), batch.slice(start, end - start)
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,171 @@
+"""Where files go: the GCS audit archive, and each business's S3 bucket through an assumed role.
+
+Both reach their service through the standard environment (``AWS_ENDPOINT_URL``,
+``STORAGE_EMULATOR_HOST``, credentials): there is no emulator-specific code path here.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import dagster as dg
+from boto3.exceptions import S3UploadFailedError
+from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import ClientError
+from google.api_core.exceptions import NotFound
+from google.cloud import storage
+from pydantic import PrivateAttr
+
+from s3_sharing.registry import Destination
+
+MiB = 1024 * 1024
+
+
+class DestinationError(RuntimeError):
+    """A destination refused or failed a write; the message says which business and what."""
+
+
+class GcsArchive(dg.ConfigurableResource):
+    """The platform's audit archive: a copy of every file and manifest, per business."""
+
+    bucket: str
+    project: str | None = None
+    chunk_size_mb: int = 32
+
+    _client: Any = PrivateAttr(default=None)
+
+    def _bucket(self) -> Any:
+        if self._client is None:
+            self._client = storage.Client(project=self.project)
+        return self._client.bucket(self.bucket)
+
+    def uri(self, name: str) -> str:
+        return f"gs://{self.bucket}/{name}"
+
+    def upload_file(self, name: str, path: Path, content_type: str = "application/pgp-encrypted") -> str:
+        blob = self._bucket().blob(name, chunk_size=self.chunk_size_mb * MiB)
+        blob.upload_from_filename(str(path), content_type=content_type)
+        return self.uri(name)
+
+    def upload_bytes(self, name: str, data: bytes, content_type: str) -> str:
+        self._bucket().blob(name).upload_from_string(data, content_type=content_type)
+        return self.uri(name)
+
+    def read(self, name: str) -> bytes | None:
+        try:
+            return self._bucket().blob(name).download_as_bytes()
+        except NotFound:
+            return None
+
+    def delete(self, name: str) -> None:
+        with suppress(NotFound):
+            self._bucket().blob(name).delete()
+
+    def size(self, name: str) -> int | None:
+        blob = self._bucket().get_blob(name)
+        return None if blob is None else int(blob.size)
+
+
+@dataclass
+class BucketWriter:
+    """Writes into one business's bucket with credentials of the role assumed for this delivery."""
+
+    business_id: str
+    destination: Destination
+    client: Any
+    transfer: TransferConfig
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.destination.bucket}/{self.destination.prefix}{key}"
+
+    def _extra_args(self, content_type: str) -> dict[str, str]:
+        sse = self.destination.sse
+        extra = {
+            "ACL": "bucket-owner-full-control",
+            "ServerSideEncryption": sse.mode,
+            "ContentType": content_type,
+        }
+        if sse.kms_key_arn:
+            extra["SSEKMSKeyId"] = sse.kms_key_arn
+        return extra
+
+    def upload_file(self, key: str, path: Path, content_type: str = "application/pgp-encrypted") -> str:
+        """Multipart above the transfer threshold (boto3's transfer manager)."""
+        full_key = self.destination.prefix + key
+        with _explained(self.business_id, f"writing {self.uri(key)}"):
+            self.client.upload_file(
+                str(path),
+                self.destination.bucket,
+                full_key,
+                ExtraArgs=self._extra_args(content_type),
+                Config=self.transfer,
+            )
+        return self.uri(key)
+
+    def upload_bytes(self, key: str, data: bytes, content_type: str) -> str:
+        with _explained(self.business_id, f"writing {self.uri(key)}"):
+            self.client.put_object(
+                Bucket=self.destination.bucket,
+                Key=self.destination.prefix + key,
+                Body=data,
+                **self._extra_args(content_type),
+            )
+        return self.uri(key)
+
+    def delete(self, key: str) -> None:
+        with _explained(self.business_id, f"deleting {self.uri(key)}"):
+            self.client.delete_object(Bucket=self.destination.bucket, Key=self.destination.prefix + key)
+
+
+class S3Deliveries(dg.ConfigurableResource):
+    """Opens a business's bucket by assuming its delivery role when a delivery starts.
+
+    The platform's own credentials come from the standard AWS chain (environment, instance or
+    pod role); they are only ever used for ``sts:AssumeRole``.
+    """
+
+    session_name_prefix: str = "s3-sharing"
+    multipart_threshold_mb: int = 64
+    multipart_chunk_mb: int = 64
+    max_upload_concurrency: int = 4
+
+    def open(self, business_id: str, destination: Destination) -> BucketWriter:
+        sts = boto3.client("sts", region_name=destination.region)
+        request = {
+            "RoleArn": destination.role_arn,
+            "RoleSessionName": f"{self.session_name_prefix}-{business_id}"[:64],
+            "DurationSeconds": 3600,
+        }
+        if destination.external_id:
+            request["ExternalId"] = destination.external_id
+        with _explained(business_id, f"assuming {destination.role_arn}"):
+            credentials = sts.assume_role(**request)["Credentials"]
+        client = boto3.client(
+            "s3",
+            region_name=destination.region,
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+        )
+        transfer = TransferConfig(
+            multipart_threshold=self.multipart_threshold_mb * MiB,
+            multipart_chunksize=self.multipart_chunk_mb * MiB,
+            max_concurrency=self.max_upload_concurrency,
+        )
+        return BucketWriter(business_id, destination, client, transfer)
+
+
+@contextmanager
+def _explained(business_id: str, action: str) -> Iterator[None]:
+    """AWS client errors become one line naming the business, the action and the AWS error code."""
+    try:
+        yield
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "Error")
+        message = error.response.get("Error", {}).get("Message", "")
+        raise DestinationError(f"business {business_id!r}: {action}: {code}: {message}") from None
+    except S3UploadFailedError as error:
+        raise DestinationError(f"business {business_id!r}: {action}: {error}") from None

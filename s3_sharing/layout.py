@@ -1,0 +1,101 @@
+"""Object names of a delivery, from a template such as ``{date}/{user_id}/{dataset}.csv.pgp``.
+
+Placeholders: ``{dataset}``, ``{date}`` (YYYY-MM-DD of the window start), ``{hour}`` (HH),
+``{window}`` (window start as YYYYMMDDTHHMMZ), ``{user_id}`` and ``{business_id}``. A template
+with ``{user_id}`` writes one file per user and data set (seed 000); without it, one file per data
+set (seed 001). Templates that could give two windows or two data sets the same name are refused.
+"""
+
+import re
+import string
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+PLACEHOLDERS = frozenset({"dataset", "date", "hour", "window", "user_id", "business_id"})
+MANIFEST_FOLDER = "_manifests"
+_SAFE_VALUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
+_SAFE_LITERAL = re.compile(r"^[A-Za-z0-9_.=/-]*$")
+
+
+class Cadence(StrEnum):
+    HOURLY = "hourly"
+    DAILY = "daily"
+    WEEKLY = "weekly"
+
+
+DEFAULT_TEMPLATES = {
+    Cadence.HOURLY: "{date}/{hour}/{user_id}/{dataset}.csv.pgp",
+    Cadence.DAILY: "{date}/{user_id}/{dataset}.csv.pgp",
+    Cadence.WEEKLY: "{date}/{user_id}/{dataset}.csv.pgp",
+}
+PER_DATASET_TEMPLATE = "{dataset}/{date}/{hour}/{dataset}_{window}.csv.pgp"
+
+
+class LayoutError(ValueError):
+    """A template that cannot name objects safely and uniquely."""
+
+
+def window_id(start: datetime) -> str:
+    return start.astimezone(UTC).strftime("%Y%m%dT%H%MZ")
+
+
+@dataclass(frozen=True)
+class Layout:
+    template: str
+
+    @property
+    def fields(self) -> set[str]:
+        return {name for _, name, _, _ in string.Formatter().parse(self.template) if name is not None}
+
+    @property
+    def per_user(self) -> bool:
+        return "user_id" in self.fields
+
+    def validate(self, cadence: Cadence) -> "Layout":
+        parsed = list(string.Formatter().parse(self.template))
+        names = [name for _, name, spec, conv in parsed if name is not None]
+        unknown = set(names) - PLACEHOLDERS
+        if unknown:
+            raise LayoutError(f"unknown placeholder {{{sorted(unknown)[0]}}}; use {_known()}")
+        if any(spec or conv for _, name, spec, conv in parsed if name is not None):
+            raise LayoutError("placeholders take no format spec or conversion")
+        literal = "".join(text for text, _, _, _ in parsed)
+        if not _SAFE_LITERAL.match(literal):
+            raise LayoutError("only letters, digits and _ . = / - may appear outside placeholders")
+        segments = self.template.split("/")
+        if self.template.startswith("/") or ".." in segments or "" in segments:
+            raise LayoutError("must be a relative path without empty or '..' segments")
+        if segments[0] == MANIFEST_FOLDER:
+            raise LayoutError(f"{MANIFEST_FOLDER}/ is reserved for manifests")
+        if "dataset" not in names:
+            raise LayoutError("must contain {dataset}, or two data sets would write the same object")
+        has_day = "window" in names or "date" in names
+        has_hour = "window" in names or ("date" in names and "hour" in names)
+        if not (has_hour if cadence is Cadence.HOURLY else has_day):
+            need = "{date} and {hour}" if cadence is Cadence.HOURLY else "{date}"
+            raise LayoutError(
+                f"a {cadence} delivery needs {need} (or {{window}}), or two windows would collide"
+            )
+        return self
+
+    def key(self, *, dataset: str, start: datetime, business_id: str, user_id: str | None = None) -> str:
+        """The object name (below the destination prefix) of one file."""
+        if self.per_user and user_id is None:
+            raise LayoutError("this layout writes one file per user: a user_id is needed")
+        values = {"dataset": dataset, "business_id": business_id, "user_id": user_id or ""}
+        for name, value in values.items():
+            if name in self.fields and not _SAFE_VALUE.match(value):
+                raise LayoutError(f"{name} {value!r} cannot be used in an object name")
+        utc = start.astimezone(UTC)
+        return self.template.format(
+            **values, date=utc.strftime("%Y-%m-%d"), hour=utc.strftime("%H"), window=window_id(utc)
+        )
+
+
+def manifest_key(start: datetime) -> str:
+    return f"{MANIFEST_FOLDER}/{window_id(start)}.json"
+
+
+def _known() -> str:
+    return ", ".join(f"{{{name}}}" for name in sorted(PLACEHOLDERS))

@@ -1,0 +1,237 @@
+"""Local stand-ins for AWS (moto's server: S3, STS, IAM, KMS) and GCS (gcp-storage-emulator).
+
+Both run as real HTTP servers on 127.0.0.1. The product reaches them only through the standard
+``AWS_ENDPOINT_URL`` and ``STORAGE_EMULATOR_HOST`` variables that ``LocalEndpoints.environment``
+returns. Once provisioning is done, moto enforces IAM: the platform's own user may only assume
+the delivery roles, so every object in a business bucket is provably written by the assumed role.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from s3_sharing.iam import delivery_role_policy, delivery_role_trust_policy
+from s3_sharing.registry import Business
+
+LOCAL_ACCOUNT = "123456789012"  # moto's default account
+REGION = "eu-west-1"
+ARCHIVE_BUCKET = "s3-sharing-audit-archive"
+PLATFORM_USER = "s3-sharing-platform"
+READER_USER = "business-reader"  # stands in for the businesses reading their own buckets
+ADMIN_KEYS = {"aws_access_key_id": "admin", "aws_secret_access_key": "admin"}  # before IAM is enforced
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_until_up(url: str, process: subprocess.Popen[bytes], name: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with code {process.returncode} before it was up")
+        try:
+            urllib.request.urlopen(url, timeout=1).close()
+            return
+        except OSError as error:
+            if getattr(error, "code", None):  # an HTTP error status means the server answers
+                return
+            time.sleep(0.1)
+    raise RuntimeError(f"{name} did not answer on {url} within {timeout:.0f}s")
+
+
+@dataclass(frozen=True)
+class BusinessBucket:
+    """What the local AWS needs to stand in for one business's side of seed 000's exchange."""
+
+    business_id: str
+    bucket: str
+    prefix: str
+    role_name: str
+    external_id: str | None = None
+    kms_alias_arn: str | None = None
+
+    @classmethod
+    def of(cls, business: Business) -> BusinessBucket:
+        """The business's side, as its registry entry describes it."""
+        destination = business.destination
+        return cls(
+            business_id=business.id,
+            bucket=destination.bucket,
+            prefix=destination.prefix,
+            role_name=destination.role_arn.rsplit("/", 1)[-1],
+            external_id=destination.external_id,
+            kms_alias_arn=destination.sse.kms_key_arn,
+        )
+
+
+@dataclass
+class LocalEndpoints:
+    """Start with ``start()`` (or as a context manager); ``stop()`` ends both servers."""
+
+    moto_port: int = field(default_factory=free_port)
+    gcs_port: int = field(default_factory=free_port)
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    platform_keys: dict[str, str] = field(default_factory=dict)
+    reader_keys: dict[str, str] = field(default_factory=dict)
+    kms_key_arns: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def aws_url(self) -> str:
+        return f"http://127.0.0.1:{self.moto_port}"
+
+    @property
+    def gcs_url(self) -> str:
+        return f"http://127.0.0.1:{self.gcs_port}"
+
+    def start(self) -> LocalEndpoints:
+        moto = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.moto_port)]
+        gcs = [sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1"]
+        gcs += ["--port", str(self.gcs_port), "--in-memory", "--quiet"]
+        for command in (moto, gcs):
+            self.processes.append(
+                subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            )
+        _wait_until_up(f"{self.aws_url}/moto-api/", self.processes[0], "moto server")
+        _wait_until_up(f"{self.gcs_url}/storage/v1/b", self.processes[1], "GCS emulator")
+        return self
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.processes.clear()
+
+    def __enter__(self) -> LocalEndpoints:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def admin_client(self, service: str) -> Any:
+        """A client for provisioning; refused by moto once IAM is enforced."""
+        return boto3.client(service, endpoint_url=self.aws_url, region_name=REGION, **ADMIN_KEYS)
+
+    def provision(self, businesses: Iterable[BusinessBucket], archive_bucket: str = ARCHIVE_BUCKET) -> None:
+        """Create each business's bucket and delivery role, the platform user and the archive."""
+        iam, s3 = self.admin_client("iam"), self.admin_client("s3")
+        iam.create_user(UserName=PLATFORM_USER)
+        platform_arn = f"arn:aws:iam::{LOCAL_ACCOUNT}:user/{PLATFORM_USER}"
+        role_arns = []
+        for business in businesses:
+            s3.create_bucket(Bucket=business.bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+            kms_arn = self._kms_key(business) if business.kms_alias_arn else None
+            role = iam.create_role(
+                RoleName=business.role_name,
+                AssumeRolePolicyDocument=json.dumps(
+                    delivery_role_trust_policy(platform_arn, business.external_id)
+                ),
+            )
+            iam.put_role_policy(
+                RoleName=business.role_name,
+                PolicyName="deliver",
+                PolicyDocument=json.dumps(delivery_role_policy(business.bucket, business.prefix, kms_arn)),
+            )
+            role_arns.append(role["Role"]["Arn"])
+        iam.put_user_policy(
+            UserName=PLATFORM_USER,
+            PolicyName="assume-delivery-roles",
+            PolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": role_arns}],
+                }
+            ),
+        )
+        self.platform_keys = self._access_keys(iam, PLATFORM_USER)
+        iam.create_user(UserName=READER_USER)
+        iam.put_user_policy(
+            UserName=READER_USER,
+            PolicyName="read-business-buckets",
+            PolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"], "Resource": "*"}
+                    ],
+                }
+            ),
+        )
+        self.reader_keys = self._access_keys(iam, READER_USER)
+        self._create_archive_bucket(archive_bucket)
+
+    @staticmethod
+    def _access_keys(iam: Any, user: str) -> dict[str, str]:
+        keys = iam.create_access_key(UserName=user)["AccessKey"]
+        return {"AWS_ACCESS_KEY_ID": keys["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": keys["SecretAccessKey"]}
+
+    def reader_client(self) -> Any:
+        """S3 as a business sees its own bucket (read-only)."""
+        return boto3.client(
+            "s3",
+            endpoint_url=self.aws_url,
+            region_name=REGION,
+            aws_access_key_id=self.reader_keys["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=self.reader_keys["AWS_SECRET_ACCESS_KEY"],
+        )
+
+    def _kms_key(self, business: BusinessBucket) -> str:
+        """A key under the alias the registry names (moto cannot create a key with a given id)."""
+        alias = str(business.kms_alias_arn).split(":", 5)[-1]
+        if not alias.startswith("alias/"):
+            raise ValueError(f"business {business.business_id!r}: locally, kms_key_arn must be an alias ARN")
+        kms = self.admin_client("kms")
+        key = kms.create_key(Description=f"s3_sharing delivery key of {business.business_id}")
+        kms.create_alias(AliasName=alias, TargetKeyId=key["KeyMetadata"]["KeyId"])
+        self.kms_key_arns[business.business_id] = key["KeyMetadata"]["Arn"]
+        return key["KeyMetadata"]["Arn"]
+
+    def _create_archive_bucket(self, name: str) -> None:
+        request = urllib.request.Request(
+            f"{self.gcs_url}/storage/v1/b?project=local",
+            data=json.dumps({"name": name}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        urllib.request.urlopen(request, timeout=10).close()
+
+    def enforce_iam(self) -> None:
+        """From now on moto authenticates every request and evaluates IAM policies."""
+        request = urllib.request.Request(
+            f"{self.aws_url}/moto-api/reset-auth",
+            data=b"0",
+            headers={"Content-Type": "text/plain"},
+            method="POST",
+        )
+        urllib.request.urlopen(request, timeout=10).close()
+
+    def environment(self) -> dict[str, str]:
+        """The standard variables that point boto3 and google-cloud-storage at these servers."""
+        return {
+            "AWS_ENDPOINT_URL": self.aws_url,
+            "AWS_DEFAULT_REGION": REGION,
+            "STORAGE_EMULATOR_HOST": self.gcs_url,
+            **self.platform_keys,
+        }
+
+
+def write_env_file(path: Path, environment: dict[str, str]) -> None:
+    path.write_text("".join(f"export {k}={v}\n" for k, v in sorted(environment.items())))

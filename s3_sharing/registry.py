@@ -1,0 +1,199 @@
+"""The business registry: who receives what, where, how often, encrypted to which key.
+
+A YAML file validated when the definitions load. Every error names the file, the business and
+the field, e.g. ``registry.yaml: business 'acme': destination.bucket_arn: ...``.
+"""
+
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any, Literal
+
+import pysequoia
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from s3_sharing.datasets import Dataset
+from s3_sharing.layout import DEFAULT_TEMPLATES, Cadence, Layout, LayoutError
+
+_BUCKET_ARN = re.compile(r"^arn:aws:s3:::([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])$")
+_ROLE_ARN = re.compile(r"^arn:aws:iam::\d{12}:role/[\w+=,.@/-]{1,128}$")
+_KMS_ARN = re.compile(r"^arn:aws:kms:[a-z0-9-]+:\d{12}:(key|alias)/[\w/-]+$")
+_PREFIX = re.compile(r"^([A-Za-z0-9_.=-]+/)*$")
+
+
+class RegistryError(ValueError):
+    """The registry file cannot be used; each line names file, business and field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSideEncryption(_Strict):
+    mode: Literal["AES256", "aws:kms"] = "AES256"
+    kms_key_arn: str | None = None
+
+    @model_validator(mode="after")
+    def _kms_needs_a_key(self) -> "ServerSideEncryption":
+        if self.mode == "aws:kms" and not (self.kms_key_arn and _KMS_ARN.match(self.kms_key_arn)):
+            raise ValueError(
+                "aws:kms needs kms_key_arn, a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)"
+            )
+        if self.mode == "AES256" and self.kms_key_arn:
+            raise ValueError("kms_key_arn is only for mode aws:kms")
+        return self
+
+
+class Destination(_Strict):
+    bucket_arn: str
+    region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    prefix: str = ""
+    role_arn: str
+    external_id: str | None = Field(default=None, min_length=2, max_length=1224)
+    sse: ServerSideEncryption = ServerSideEncryption()
+
+    @field_validator("bucket_arn")
+    @classmethod
+    def _bucket_arn(cls, value: str) -> str:
+        if not _BUCKET_ARN.match(value):
+            raise ValueError(f"{value!r} is not an S3 bucket ARN (arn:aws:s3:::<bucket>)")
+        return value
+
+    @field_validator("role_arn")
+    @classmethod
+    def _role_arn(cls, value: str) -> str:
+        if not _ROLE_ARN.match(value):
+            raise ValueError(f"{value!r} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not _PREFIX.match(value):
+            raise ValueError(f"{value!r} must be empty or folders ending in '/', like 'shared/s3_sharing/'")
+        return value
+
+    @property
+    def bucket(self) -> str:
+        match = _BUCKET_ARN.match(self.bucket_arn)
+        assert match  # validated above
+        return match.group(1)
+
+
+class PublicKey(_Strict):
+    """The business's OpenPGP certificate: a file (relative to the registry) or inline armor."""
+
+    file: Path | None = None
+    armor: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "PublicKey":
+        if (self.file is None) == (self.armor is None):
+            raise ValueError("give exactly one of file or armor")
+        return self
+
+
+class Business(_Strict):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{1,62}$")
+    name: str = Field(min_length=1)
+    active: bool = True
+    cadence: Cadence
+    datasets: list[Dataset] = Field(min_length=1)
+    destination: Destination
+    public_key: PublicKey
+    layout: str | None = None
+
+    @field_validator("datasets")
+    @classmethod
+    def _unique_datasets(cls, value: list[Dataset]) -> list[Dataset]:
+        repeated = [str(d) for d, n in Counter(value).items() if n > 1]
+        if repeated:
+            raise ValueError(f"{', '.join(repeated)} listed more than once")
+        return value
+
+    @model_validator(mode="after")
+    def _layout_is_safe(self) -> "Business":
+        try:
+            self.object_layout()
+        except LayoutError as error:
+            raise ValueError(f"layout: {error}") from None
+        return self
+
+    def object_layout(self) -> Layout:
+        return Layout(self.layout or DEFAULT_TEMPLATES[self.cadence]).validate(self.cadence)
+
+
+class Registry(_Strict):
+    businesses: list[Business]
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> "Registry":
+        repeated = [b for b, n in Counter(b.id for b in self.businesses).items() if n > 1]
+        if repeated:
+            raise ValueError(f"business id {repeated[0]!r} appears more than once")
+        return self
+
+    def get(self, business_id: str) -> Business:
+        for business in self.businesses:
+            if business.id == business_id:
+                return business
+        raise KeyError(f"no business {business_id!r} in the registry")
+
+    def by_cadence(self, cadence: Cadence) -> list[Business]:
+        return [b for b in self.businesses if b.cadence is cadence]
+
+
+def load_registry(path: Path) -> tuple[Registry, dict[str, str]]:
+    """The validated registry and each business's armored public key."""
+    registry = read_registry(path)
+    return registry, {b.id: _public_key(path, b) for b in registry.businesses}
+
+
+def read_registry(path: Path) -> Registry:
+    """The validated registry, without reading the keys."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise RegistryError(f"{path}: registry file not found (set S3_SHARING_REGISTRY)") from None
+    except yaml.YAMLError as error:
+        raise RegistryError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise RegistryError(f"{path}: expected a mapping with a 'businesses' list")
+    try:
+        return Registry.model_validate(raw)
+    except ValidationError as error:
+        raise RegistryError("\n".join(_describe(path, raw, e) for e in error.errors())) from None
+
+
+def _public_key(path: Path, business: Business) -> str:
+    where = f"{path}: business {business.id!r}: public_key"
+    key = business.public_key
+    if key.file is not None:
+        key_path = key.file if key.file.is_absolute() else path.parent / key.file
+        try:
+            armor = key_path.read_text()
+        except OSError:
+            raise RegistryError(f"{where}.file: {key_path} cannot be read") from None
+    else:
+        armor = key.armor or ""
+    try:
+        cert = pysequoia.Cert.from_bytes(armor.encode())
+    except Exception as error:  # pysequoia raises plain exceptions for unparsable input
+        raise RegistryError(f"{where}: not an OpenPGP public key ({error})") from None
+    if cert.has_secret_keys:
+        raise RegistryError(f"{where}: contains a secret key; give the business's public key only")
+    return armor
+
+
+def _describe(path: Path, raw: dict[str, Any], error: Any) -> str:
+    location = list(error["loc"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if location[:1] == ["businesses"] and len(location) >= 2 and isinstance(location[1], int):
+        entries = raw.get("businesses") or []
+        entry = entries[location[1]] if location[1] < len(entries) else {}
+        name = entry.get("id") if isinstance(entry, dict) else None
+        who = f"business {name!r}" if name else f"business #{location[1] + 1}"
+        field = ".".join(str(part) for part in location[2:]) or "(entry)"
+        return f"{path}: {who}: {field}: {message}"
+    return f"{path}: {'.'.join(str(p) for p in location) or '(top level)'}: {message}"
