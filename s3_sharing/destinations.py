@@ -133,7 +133,10 @@ class S3Deliveries(dg.ConfigurableResource):
     max_upload_concurrency: int = 4
 
     def open(self, business_id: str, destination: Destination) -> BucketWriter:
-        sts = boto3.client("sts", region_name=destination.region)
+        # A fresh session per delivery: the credential chain is read now, so rotated platform
+        # credentials are picked up by long-lived processes.
+        session = boto3.session.Session()
+        sts = session.client("sts", region_name=destination.region)
         request = {
             "RoleArn": destination.role_arn,
             "RoleSessionName": f"{self.session_name_prefix}-{business_id}"[:64],
@@ -143,7 +146,7 @@ class S3Deliveries(dg.ConfigurableResource):
             request["ExternalId"] = destination.external_id
         with _explained(business_id, f"assuming {destination.role_arn}"):
             credentials = sts.assume_role(**request)["Credentials"]
-        client = boto3.client(
+        client = session.client(
             "s3",
             region_name=destination.region,
             aws_access_key_id=credentials["AccessKeyId"],
