@@ -75,7 +75,7 @@ class Layout:
         if not (has_hour if cadence is Cadence.HOURLY else has_day):
             need = "{date} and {hour}" if cadence is Cadence.HOURLY else "{date}"
             raise LayoutError(
-                f"a {cadence} delivery needs {need} (or {{window}}), or two windows would collide"
+                f"{cadence} deliveries need {need} (or {{window}}), or two windows would collide"
             )
         return self
 

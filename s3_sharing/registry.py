@@ -11,7 +11,15 @@ from typing import Any, Literal
 
 import pysequoia
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from s3_sharing.datasets import Dataset
 from s3_sharing.layout import DEFAULT_TEMPLATES, Cadence, Layout, LayoutError
@@ -112,13 +120,16 @@ class Business(_Strict):
             raise ValueError(f"{', '.join(repeated)} listed more than once")
         return value
 
-    @model_validator(mode="after")
-    def _layout_is_safe(self) -> "Business":
-        try:
-            self.object_layout()
-        except LayoutError as error:
-            raise ValueError(f"layout: {error}") from None
-        return self
+    @field_validator("layout")
+    @classmethod
+    def _layout_is_safe(cls, value: str | None, info: ValidationInfo) -> str | None:
+        cadence = info.data.get("cadence")
+        if value is not None and cadence is not None:
+            try:
+                Layout(value).validate(cadence)
+            except LayoutError as error:
+                raise ValueError(str(error)) from None
+        return value
 
     def object_layout(self) -> Layout:
         return Layout(self.layout or DEFAULT_TEMPLATES[self.cadence]).validate(self.cadence)

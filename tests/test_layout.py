@@ -1,0 +1,62 @@
+from datetime import UTC, datetime
+
+import pytest
+
+from s3_sharing.layout import (
+    DEFAULT_TEMPLATES,
+    PER_DATASET_TEMPLATE,
+    Cadence,
+    Layout,
+    LayoutError,
+    manifest_key,
+)
+
+START = datetime(2026, 3, 9, 7, tzinfo=UTC)
+
+
+def test_seed_000_layout_is_date_user_dataset():
+    layout = Layout(DEFAULT_TEMPLATES[Cadence.DAILY]).validate(Cadence.DAILY)
+    assert layout.per_user
+    key = layout.key(dataset="FI_DATA", start=START, business_id="acme", user_id="usr_1")
+    assert key == "2026-03-09/usr_1/FI_DATA.csv.pgp"
+
+
+def test_seed_001_per_data_set_layout():
+    layout = Layout(PER_DATASET_TEMPLATE).validate(Cadence.HOURLY)
+    assert not layout.per_user
+    assert layout.key(dataset="PAYMENTS", start=START, business_id="acme") == (
+        "PAYMENTS/2026-03-09/07/PAYMENTS_20260309T0700Z.csv.pgp"
+    )
+
+
+@pytest.mark.parametrize("cadence", list(Cadence))
+def test_default_layouts_are_valid_for_their_cadence(cadence):
+    Layout(DEFAULT_TEMPLATES[cadence]).validate(cadence)
+
+
+@pytest.mark.parametrize("user_id", ["../other-business", "a/b", "", "usr 1", "ü"])
+def test_values_that_could_escape_the_prefix_are_refused(user_id):
+    layout = Layout("{date}/{user_id}/{dataset}").validate(Cadence.DAILY)
+    with pytest.raises(LayoutError, match="cannot be used in an object name"):
+        layout.key(dataset="FI_DATA", start=START, business_id="acme", user_id=user_id)
+
+
+def test_per_user_layout_needs_a_user():
+    with pytest.raises(LayoutError, match="user_id is needed"):
+        Layout("{date}/{user_id}/{dataset}").key(dataset="FI_DATA", start=START, business_id="acme")
+
+
+def test_weekly_needs_a_date_and_format_specs_are_refused():
+    with pytest.raises(LayoutError, match=r"weekly deliveries need \{date\}"):
+        Layout("{dataset}/{hour}").validate(Cadence.WEEKLY)
+    with pytest.raises(LayoutError, match="no format spec"):
+        Layout("{date}/{hour}/{dataset:>10}").validate(Cadence.HOURLY)
+    with pytest.raises(LayoutError, match="only letters"):
+        Layout("{date}/{hour}/{dataset} copy").validate(Cadence.HOURLY)
+
+
+def test_window_keys_distinguish_windows():
+    assert manifest_key(START) == "_manifests/20260309T0700Z.json"
+    layout = Layout("{window}/{dataset}").validate(Cadence.HOURLY)
+    keys = {layout.key(dataset="FI_DATA", start=START.replace(hour=h), business_id="a") for h in range(24)}
+    assert len(keys) == 24

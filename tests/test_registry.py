@@ -1,0 +1,114 @@
+"""Registry validation: every bad entry is named by file, business and field."""
+
+import re
+
+import pytest
+
+from s3_sharing.registry import RegistryError, load_registry
+
+from .conftest import registry_entry, write_registry
+
+
+def _error(tmp_path, keys, **overrides) -> str:
+    path = write_registry(tmp_path / "registry.yaml", [registry_entry("acme", keys, **overrides)])
+    with pytest.raises(RegistryError) as raised:
+        load_registry(path)
+    return str(raised.value)
+
+
+def _destination(**changes):
+    base = {
+        "bucket_arn": "arn:aws:s3:::acme-bucket",
+        "region": "eu-west-1",
+        "role_arn": "arn:aws:iam::123456789012:role/deliver-acme",
+    }
+    return {**base, **changes}
+
+
+def test_a_valid_registry_loads_with_its_keys(tmp_path, keys):
+    path = write_registry(tmp_path / "registry.yaml", [registry_entry("acme", keys)])
+    registry, public_keys = load_registry(path)
+    assert registry.get("acme").destination.bucket == "acme-bucket"
+    assert public_keys["acme"].startswith("-----BEGIN PGP PUBLIC KEY BLOCK-----")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "words"),
+    [
+        (
+            {"destination": _destination(bucket_arn="s3://acme")},
+            "destination.bucket_arn",
+            "not an S3 bucket ARN",
+        ),
+        ({"destination": _destination(role_arn="acme-role")}, "destination.role_arn", "not an IAM role ARN"),
+        ({"destination": _destination(region="Europe")}, "destination.region", "should match pattern"),
+        ({"destination": _destination(prefix="/abs")}, "destination.prefix", "must be empty or folders"),
+        (
+            {"destination": _destination(sse={"mode": "aws:kms"})},
+            "destination.sse",
+            "aws:kms needs kms_key_arn",
+        ),
+        ({"destination": _destination(sse={"mode": "DES"})}, "destination.sse.mode", "Input should be"),
+        ({"datasets": ["FI_DATA", "PASSWORDS"]}, "datasets.1", "Input should be"),
+        ({"datasets": ["FI_DATA", "FI_DATA"]}, "datasets", "FI_DATA listed more than once"),
+        ({"datasets": []}, "datasets", "at least 1 item"),
+        ({"cadence": "monthly"}, "cadence", "Input should be"),
+        (
+            {"layout": "{date}/{user_id}/{dataset}.csv.pgp"},
+            "layout",
+            "hourly deliveries need {date} and {hour}",
+        ),
+        ({"layout": "{date}/{hour}/{user_id}.csv.pgp"}, "layout", "must contain {dataset}"),
+        ({"layout": "{date}/{hour}/{dataset}/{secret}.csv"}, "layout", "unknown placeholder {secret}"),
+        ({"layout": "../{date}/{hour}/{dataset}"}, "layout", "without empty or '..' segments"),
+        ({"layout": "_manifests/{date}/{hour}/{dataset}"}, "layout", "reserved for manifests"),
+        ({"public_key": {}}, "public_key", "exactly one of file or armor"),
+        ({"publik_key": {"armor": "x"}}, "publik_key", "Extra inputs are not permitted"),
+        ({"id": "Acme Corp"}, "id", "should match pattern"),
+    ],
+)
+def test_each_bad_entry_names_file_business_and_field(tmp_path, keys, overrides, field, words):
+    message = _error(tmp_path, keys, **overrides)
+    who = "business 'Acme Corp'" if overrides.get("id") else "business 'acme'"
+    assert message.startswith(f"{tmp_path / 'registry.yaml'}: {who}: {field}: "), message
+    assert words in message
+
+
+def test_a_daily_business_may_use_the_seed_000_date_user_layout(tmp_path, keys):
+    path = write_registry(
+        tmp_path / "r.yaml",
+        [registry_entry("acme", keys, cadence="daily", layout="{date}/{user_id}/{dataset}")],
+    )
+    assert load_registry(path)[0].get("acme").object_layout().per_user
+
+
+def test_duplicate_business_ids_are_refused(tmp_path, keys):
+    path = write_registry(tmp_path / "r.yaml", [registry_entry("acme", keys), registry_entry("acme", keys)])
+    with pytest.raises(RegistryError, match="business id 'acme' appears more than once"):
+        load_registry(path)
+
+
+def test_unreadable_missing_or_secret_keys_are_refused(tmp_path, keys):
+    missing = _error(tmp_path, keys, public_key={"file": "nowhere.pub"})
+    assert re.search(r"business 'acme': public_key\.file: .*nowhere\.pub cannot be read", missing)
+    garbage = _error(tmp_path, keys, public_key={"armor": "not a key"})
+    assert "business 'acme': public_key: not an OpenPGP public key" in garbage
+    secret = _error(tmp_path, keys, public_key={"file": str(keys["acme"].secret)})
+    assert "business 'acme': public_key: contains a secret key" in secret
+    assert "PRIVATE KEY" not in secret
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(RegistryError, match="registry file not found"):
+        load_registry(tmp_path / "absent.yaml")
+    (tmp_path / "bad.yaml").write_text("businesses: [\n")
+    with pytest.raises(RegistryError, match=r"bad\.yaml: not valid YAML"):
+        load_registry(tmp_path / "bad.yaml")
+
+
+def test_an_entry_without_id_is_named_by_position(tmp_path, keys):
+    entry = registry_entry("acme", keys)
+    del entry["id"]
+    path = write_registry(tmp_path / "r.yaml", [registry_entry("globex", keys), entry])
+    with pytest.raises(RegistryError, match=r"business #2: id: Field required"):
+        load_registry(path)
