@@ -42,3 +42,42 @@ def test_staging_is_unpartitioned_and_raw_tables_are_sources(definitions):
     assert dg.AssetKey(["raw", "transactions"]) in graph.get_all_asset_keys()
     upstream = graph.get(dg.AssetKey(["staging", "stg_transactions"])).parent_keys
     assert upstream == {dg.AssetKey(["raw", "transactions"])}
+
+
+@pytest.mark.parametrize(
+    ("business", "partitions_type", "marts"),
+    [
+        ("acme", dg.HourlyPartitionsDefinition, {"fi_data", "analytics"}),
+        ("globex", dg.HourlyPartitionsDefinition, {"identity", "payments", "transactions", "beneficiaries"}),
+        ("initech", dg.DailyPartitionsDefinition, {"fi_data"}),
+    ],
+)
+def test_each_business_is_a_delivery_asset_partitioned_by_its_cadence(
+    definitions, business, partitions_type, marts
+):
+    key = dg.AssetKey(["deliveries", business])
+    assets = definitions.resolve_assets_def(key)
+    assert isinstance(assets.partitions_def, partitions_type)
+    graph = definitions.resolve_asset_graph()
+    assert {parent.path[-1] for parent in graph.get(key).parent_keys} == marts
+    assert assets.group_names_by_key[key] == "deliveries"
+
+
+def test_businesses_of_one_cadence_share_one_subsettable_step(definitions):
+    hourly = definitions.resolve_assets_def(dg.AssetKey(["deliveries", "acme"]))
+    assert hourly.node_def.name == "hourly_deliveries"
+    assert hourly.can_subset
+    assert {k.path[-1] for k in hourly.keys} == {"acme", "globex", "umbrella"}
+    assert definitions.resolve_job_def("hourly_deliveries_job")
+    assert definitions.resolve_job_def("daily_deliveries_job")
+
+
+def test_a_daily_delivery_depends_on_the_24_hours_of_its_day(definitions):
+    assets = definitions.resolve_assets_def(dg.AssetKey(["deliveries", "initech"]))
+    mapping = assets.get_partition_mapping(dg.AssetKey(["marts", "fi_data"]))
+    hourly = definitions.resolve_assets_def(dg.AssetKey(["marts", "fi_data"])).partitions_def
+    subset = mapping.get_upstream_mapped_partitions_result_for_partitions(
+        assets.partitions_def.subset_with_partition_keys(["2026-01-05"]), assets.partitions_def, hourly
+    ).partitions_subset
+    keys = sorted(subset.get_partition_keys())
+    assert keys[0] == "2026-01-05-00:00" and keys[-1] == "2026-01-05-23:00" and len(keys) == 24
