@@ -9,8 +9,10 @@ written last, and only then are files of the previous run that the new one no lo
 import itertools
 import json
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -108,6 +110,7 @@ class Deliverer:
     signer: Any
     audit_cert: Any
     batch_rows: int = 64 * 1024
+    upload_concurrency: int = 8
 
     def deliver(self, business: Business, public_key: str, window: Window, run_id: str) -> DeliveryReport:
         started = time.perf_counter()
@@ -128,8 +131,8 @@ class Deliverer:
         rows: dict[str, int] = {}
         with tempfile.TemporaryDirectory(prefix=f"s3-sharing-{business.id}-") as workdir:
             for dataset in business.datasets:
-                written = list(
-                    self._deliver_dataset(business, dataset, layout, window, sealer, bucket, Path(workdir))
+                written = self._deliver_dataset(
+                    business, dataset, layout, window, sealer, bucket, Path(workdir)
                 )
                 files += written
                 rows[str(dataset)] = sum(f.rows for f in written)
@@ -202,32 +205,40 @@ class Deliverer:
         sealer: crypto.Sealer,
         bucket: BucketWriter,
         workdir: Path,
-    ) -> Iterator[FileEntry]:
-        """Encrypt and upload each file of the data set as soon as it is complete."""
+    ) -> list[FileEntry]:
+        """Each file is sealed and uploaded as soon as it is complete, a bounded few at a time."""
+        shipping: list[Future[FileEntry]] = []
+        in_flight = threading.BoundedSemaphore(self.upload_concurrency)
+        numbers = itertools.count()
         writer: CsvFileWriter | None = None
         current_user: str | None = None
-        numbers = itertools.count()
 
-        def finish() -> FileEntry | None:
-            if writer is None:
-                return None
-            plain = writer.close()
-            key = layout.key(
-                dataset=str(dataset), start=window.start, business_id=business.id, user_id=current_user
-            )
-            return self._ship(business, dataset, key, plain, current_user, sealer, bucket)
+        def ship(plain: PlainFile, user: str | None) -> FileEntry:
+            try:
+                key = layout.key(
+                    dataset=str(dataset), start=window.start, business_id=business.id, user_id=user
+                )
+                return self._ship(business, dataset, key, plain, user, sealer, bucket)
+            finally:
+                in_flight.release()
 
-        for batch in self._batches(business, dataset, window):
-            pieces = runs_of(batch, "user_id") if layout.per_user else [(None, batch)]
-            for user, piece in pieces:
-                if writer is None or (layout.per_user and user != current_user):
-                    if (entry := finish()) is not None:
-                        yield entry
-                    current_user = user
-                    writer = CsvFileWriter(workdir / f"{dataset}-{next(numbers)}.csv", batch.schema)
-                writer.write(piece)
-        if (entry := finish()) is not None:
-            yield entry
+        def finish(pool: ThreadPoolExecutor) -> None:
+            if writer is not None:
+                plain = writer.close()
+                in_flight.acquire()  # waits while too many files are being shipped
+                shipping.append(pool.submit(ship, plain, current_user))
+
+        with ThreadPoolExecutor(max_workers=self.upload_concurrency) as pool:
+            for batch in self._batches(business, dataset, window):
+                pieces = runs_of(batch, "user_id") if layout.per_user else [(None, batch)]
+                for user, piece in pieces:
+                    if writer is None or (layout.per_user and user != current_user):
+                        finish(pool)
+                        current_user = user
+                        writer = CsvFileWriter(workdir / f"{dataset}-{next(numbers)}.csv", batch.schema)
+                    writer.write(piece)
+            finish(pool)
+        return [future.result() for future in shipping]
 
     def _ship(
         self,

@@ -96,13 +96,22 @@ class BucketWriter:
         """Multipart above the transfer threshold (boto3's transfer manager)."""
         full_key = self.destination.prefix + key
         with _explained(self.business_id, f"writing {self.uri(key)}"):
-            self.client.upload_file(
-                str(path),
-                self.destination.bucket,
-                full_key,
-                ExtraArgs=self._extra_args(content_type),
-                Config=self.transfer,
-            )
+            if path.stat().st_size < self.transfer.multipart_threshold:
+                with path.open("rb") as body:  # one request: the transfer manager's threads cost more
+                    self.client.put_object(
+                        Bucket=self.destination.bucket,
+                        Key=full_key,
+                        Body=body,
+                        **self._extra_args(content_type),
+                    )
+            else:
+                self.client.upload_file(
+                    str(path),
+                    self.destination.bucket,
+                    full_key,
+                    ExtraArgs=self._extra_args(content_type),
+                    Config=self.transfer,
+                )
         return self.uri(key)
 
     def upload_bytes(self, key: str, data: bytes, content_type: str) -> str:

@@ -1,0 +1,308 @@
+"""Benchmark: deliver one window of N rows for K businesses, against two baselines, in one run.
+
+    .venv/bin/python bench/deliver.py --rows 2000000 --businesses 4
+
+Pipelines, each on the same DuckDB data, the same local S3 (moto, IAM enforced, assumed role)
+and the same keys, each in its own process so peak RSS is its own:
+
+- ``s3_sharing``: the product's ``Deliverer`` (streaming CSV, Sequoia encrypt+sign, GCS archive
+  copy, S3 upload through the transfer manager, signed manifest), one business at a time;
+- ``naive``: pandas ``read_sql`` → ``to_csv`` → ``gpg --encrypt --sign`` → ``put_object``;
+- ``floor``: DuckDB ``COPY … TO`` CSV → ``gpg --encrypt --sign -z 0`` → one ``upload_file``.
+
+Ratios compare like with like: the per-data-set layout (one file per business). The per-user
+layout (seed 000) is reported on its own, in files/s and rows/s. The last line times loading the
+Dagster definitions with a generated registry of 1,000 businesses.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from s3_sharing import crypto  # noqa: E402
+from s3_sharing.datasets import Dataset  # noqa: E402
+from s3_sharing.delivery import Deliverer, Window  # noqa: E402
+from s3_sharing.destinations import GcsArchive, S3Deliveries  # noqa: E402
+from s3_sharing.keygen import generate_key_pair  # noqa: E402
+from s3_sharing.registry import Registry  # noqa: E402
+from s3_sharing.runbook import local_stack  # noqa: E402
+from s3_sharing.warehouse import DuckDBWarehouse, Relation  # noqa: E402
+
+START = datetime(2026, 1, 1, 10, tzinfo=UTC)
+WINDOW = Window(START, START + timedelta(hours=1))
+ARCHIVE = "bench-archive"
+COLUMNS = """
+    'txn_' || lpad(i::varchar, 10, '0') as transaction_id,
+    'biz' || (i % $businesses) as business_id,
+    'usr_' || lpad((i % $users)::varchar, 6, '0') as user_id,
+    'acc_' || lpad((i % ($users * 2))::varchar, 8, '0') as account_id,
+    'checking' as account_type,
+    'ES' || lpad((i * 7919 % 1000000000000)::varchar, 22, '0') as iban,
+    'EUR' as account_currency,
+    case when i % 3 = 0 then 'card' else 'account' end as channel,
+    case when i % 5 = 0 then 'credit' else 'debit' end as direction,
+    round((i * 37 % 250000) / 100.0, 2)::decimal(18, 2) as amount,
+    'EUR' as currency,
+    case i % 4 when 0 then 'Café "Le Zinc"' when 1 then 'Uber, B.V.' when 2 then 'Lidl Store 42' else 'Ñu' end
+        as merchant,
+    'groceries' as category,
+    'settled' as status,
+    timestamp '2026-01-01 10:00:00' + to_seconds(i % 3600) as booked_at,
+    timestamp '2026-01-01 10:00:00' + to_seconds(i % 3600) as updated_at
+"""
+
+
+def business_ids(count: int) -> list[str]:
+    return [f"biz{n}" for n in range(count)]
+
+
+def make_data(path: Path, rows: int, businesses: int, users: int) -> None:
+    import duckdb
+
+    with duckdb.connect(str(path)) as con:
+        con.execute("create schema if not exists main_marts")
+        sql = COLUMNS.replace("$businesses", str(businesses)).replace("$users", str(users))
+        con.execute(f"create or replace table main_marts.fi_data as select {sql} from range({rows}) t(i)")
+
+
+def registry(keys_dir: Path, businesses: int, layout: str) -> Registry:
+    return Registry.model_validate(
+        {"businesses": [entry(b, keys_dir, layout) for b in business_ids(businesses)]}
+    )
+
+
+def entry(business: str, keys_dir: Path, layout: str = "{dataset}/{date}/{hour}/{dataset}.csv.pgp") -> dict:
+    return {
+        "id": business,
+        "name": business,
+        "cadence": "hourly",
+        "datasets": ["FI_DATA"],
+        "layout": layout,
+        "destination": {
+            "bucket_arn": f"arn:aws:s3:::{business}-bench",
+            "region": "eu-west-1",
+            "role_arn": f"arn:aws:iam::123456789012:role/deliver-{business}",
+        },
+        "public_key": {"file": str(keys_dir / "business.pub")},
+    }
+
+
+# ---- the pipelines, each run in a child process -------------------------------------------------
+
+
+def run_product(args: argparse.Namespace) -> dict:
+    keys = Path(args.keys)
+    signer, _ = crypto.load_signer((keys / "platform.sec").read_text(), None)
+    deliverer = Deliverer(
+        warehouse=DuckDBWarehouse(path=args.db),
+        relations={Dataset.FI_DATA: Relation(None, "main_marts", "fi_data")},
+        archive=GcsArchive(bucket=ARCHIVE),
+        s3=S3Deliveries(),
+        signer=signer,
+        audit_cert=crypto.load_cert((keys / "audit.pub").read_text(), "audit"),
+    )
+    public = (keys / "business.pub").read_text()
+    layout = args.layout or "{dataset}/{date}/{hour}/{dataset}.csv.pgp"
+    rows = files = plain = 0
+    for business in registry(keys, args.businesses, layout).businesses:
+        report = deliverer.deliver(business, public, WINDOW, "bench")
+        rows, files, plain = (
+            rows + report.rows,
+            files + len(report.manifest.files),
+            plain + report.plain_bytes,
+        )
+    return {"rows": rows, "files": files, "plain_bytes": plain}
+
+
+def _gpg(keys: Path, plain: Path, cipher: Path, *extra: str) -> None:
+    subprocess.run(
+        ["gpg", "--homedir", str(keys / "gnupg"), "--batch", "--yes", "--trust-model", "always", *extra,
+         "--encrypt", "--sign", "-r", "business", "-r", "audit", "-u", "platform",
+         "--output", str(cipher), str(plain)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+
+
+def _bucket_client(business: str):
+    from s3_sharing.registry import Destination
+
+    destination = Destination.model_validate(entry(business, Path("."))["destination"])
+    return S3Deliveries().open(business, destination).client
+
+
+def run_naive(args: argparse.Namespace) -> dict:
+    import duckdb
+    import pandas as pd
+
+    keys, rows, plain_bytes = Path(args.keys), 0, 0
+    with duckdb.connect(args.db, read_only=True) as con, tempfile.TemporaryDirectory() as work:
+        for business in business_ids(args.businesses):
+            query = (
+                "select * from main_marts.fi_data where business_id = $b "
+                "and updated_at >= $s and updated_at < $e order by user_id, transaction_id"
+            )
+            params = {"b": business, "s": START.replace(tzinfo=None), "e": WINDOW.end.replace(tzinfo=None)}
+            frame = pd.read_sql(query, con, params=params)
+            plain, cipher = Path(work) / "out.csv", Path(work) / "out.csv.gpg"
+            frame.to_csv(plain, index=False)
+            rows, plain_bytes = rows + len(frame), plain_bytes + plain.stat().st_size
+            del frame
+            _gpg(keys, plain, cipher)
+            _bucket_client(business).put_object(
+                Bucket=f"{business}-bench", Key="naive/FI_DATA.csv.gpg", Body=cipher.read_bytes()
+            )
+    return {"rows": rows, "files": args.businesses, "plain_bytes": plain_bytes}
+
+
+def run_floor(args: argparse.Namespace) -> dict:
+    import duckdb
+
+    keys, rows, plain_bytes = Path(args.keys), 0, 0
+    with duckdb.connect(args.db, read_only=True) as con, tempfile.TemporaryDirectory() as work:
+        for business in business_ids(args.businesses):
+            plain, cipher = Path(work) / f"{business}.csv", Path(work) / f"{business}.csv.gpg"
+            con.execute(
+                f"copy (select * from main_marts.fi_data where business_id = '{business}' "
+                "order by user_id, transaction_id) to '" + str(plain) + "' (header, delimiter ',')"
+            )
+            rows += con.execute(
+                "select count(*) from main_marts.fi_data where business_id = ?", [business]
+            ).fetchone()[0]
+            plain_bytes += plain.stat().st_size
+            _gpg(keys, plain, cipher, "--compress-algo", "none")
+            _bucket_client(business).upload_file(str(cipher), f"{business}-bench", "floor/FI_DATA.csv.gpg")
+    return {"rows": rows, "files": args.businesses, "plain_bytes": plain_bytes}
+
+
+PIPELINES = {"s3_sharing": run_product, "naive": run_naive, "floor": run_floor}
+
+
+# ---- the driver -----------------------------------------------------------------------------------
+
+
+def measure(pipeline: str, args: argparse.Namespace, db: Path, keys: Path, layout: str | None = None) -> dict:
+    """Run one pipeline in a child process; its wall time, peak RSS and counts."""
+    command = [sys.executable, __file__, "--child", pipeline, "--db", str(db), "--keys", str(keys)]
+    command += ["--businesses", str(args.businesses)] + (["--layout", layout] if layout else [])
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE)
+    output = process.stdout.read() if process.stdout else b""
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    if status != 0:
+        raise SystemExit(f"{pipeline} failed with status {status}")
+    result = json.loads(output)
+    return result | {"pipeline": pipeline, "seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024}
+
+
+def time_definitions(keys: Path, db: Path, work: Path, count: int = 1000) -> tuple[float, float]:
+    """(seconds to build the definitions, seconds for a fresh process to import and build them)."""
+    path = work / "registry-1000.yaml"
+    path.write_text(yaml.safe_dump({"businesses": [entry(f"b{n:04d}", keys) for n in range(count)]}))
+    code = (
+        "import time; t0 = time.perf_counter(); "
+        "from s3_sharing.location import build_definitions; from s3_sharing.settings import Settings; "
+        "t1 = time.perf_counter(); d = build_definitions(Settings.from_env()); "
+        "assert len(d.resolve_asset_graph().get_all_asset_keys()) > 1000; "
+        "print(time.perf_counter() - t1, time.perf_counter() - t0)"
+    )
+    env = os.environ | {"S3_SHARING_REGISTRY": str(path), "S3_SHARING_DUCKDB_PATH": str(db)}
+    output = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    build, total = (float(v) for v in output.stdout.split())
+    return build, total
+
+
+def make_keys(directory: Path) -> None:
+    for name in ("business", "audit", "platform"):
+        pair = generate_key_pair(directory, name)
+        for path in (pair.public, pair.secret):
+            path.rename(directory / path.name)
+    home = directory / "gnupg"
+    home.mkdir(mode=0o700)
+    for name in ("business.pub", "audit.pub", "platform.sec"):
+        subprocess.run(["gpg", "--homedir", str(home), "--batch", "--import", str(directory / name)],
+                       check=True, capture_output=True)  # fmt: skip
+
+
+def row(result: dict) -> str:
+    rate = result["rows"] / result["seconds"]
+    mb = result["plain_bytes"] / result["seconds"] / 1e6
+    return (
+        f"{result['pipeline']:<22} {result['rows']:>10,} {result['files']:>7,} {result['seconds']:>8.1f} "
+        f"{rate:>11,.0f} {mb:>7.1f} {result['peak_rss_mb']:>8.0f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--businesses", type=int, default=4)
+    parser.add_argument("--per-user-rows", type=int, default=200_000)
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--child", choices=sorted(PIPELINES))
+    parser.add_argument("--db")
+    parser.add_argument("--keys")
+    parser.add_argument("--layout")
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(PIPELINES[args.child](args)))
+        return
+
+    with tempfile.TemporaryDirectory(prefix="s3-sharing-bench-") as tmp:
+        work = Path(tmp)
+        keys = work / "keys"
+        keys.mkdir()
+        make_keys(keys)
+        db, per_user_db = work / "bench.duckdb", work / "per_user.duckdb"
+        make_data(db, args.rows, args.businesses, users=args.users)
+        make_data(per_user_db, args.per_user_rows, 1, users=args.users)
+        everyone = Registry.model_validate(
+            {"businesses": [entry(b, keys) for b in business_ids(max(args.businesses, 1))]}
+        )
+        with local_stack(everyone, ARCHIVE):
+            results = {name: measure(name, args, db, keys) for name in ("floor", "naive", "s3_sharing")}
+            per_user_args = argparse.Namespace(**{**vars(args), "businesses": 1})
+            per_user = measure(
+                "s3_sharing",
+                per_user_args,
+                per_user_db,
+                keys,
+                layout="{date}/{hour}/{user_id}/{dataset}.csv.pgp",
+            )
+            per_user["pipeline"] = "s3_sharing per-user"
+        build, total = time_definitions(keys, db, work)
+
+    print(f"\none {args.rows:,}-row window for {args.businesses} businesses (per-data-set layout)")
+    print(
+        f"{'pipeline':<22} {'rows':>10} {'files':>7} {'seconds':>8} {'rows/s':>11} {'MB/s':>7} {'peak MB':>8}"
+    )
+    for name in ("s3_sharing", "naive", "floor"):
+        print(row(results[name]))
+    ours, naive, floor = results["s3_sharing"], results["naive"], results["floor"]
+    print(f"\nthroughput vs naive: {naive['seconds'] / ours['seconds']:.2f}x  (target >= 3x)")
+    print(f"time vs floor:       {ours['seconds'] / floor['seconds']:.2f}x  (target <= 1.5x)")
+    print(
+        f"\nper-user layout (seed 000): {args.per_user_rows:,} rows over {args.users:,} users, one business"
+    )
+    print(row(per_user))
+    print(f"files/s: {per_user['files'] / per_user['seconds']:,.0f}")
+    print(
+        f"\ndefinitions with 1,000 businesses: build {build:.2f}s, fresh process {total:.2f}s (target < 3s)"
+    )
+
+
+if __name__ == "__main__":
+    main()
