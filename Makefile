@@ -11,6 +11,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 .PHONY: install prepare demo test lint dev clean
 
 $(VENV)/.installed: pyproject.toml
+	command -v gpg >/dev/null || (apt-get update -q && apt-get install -y -q gnupg)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test,dev]'

@@ -64,6 +64,13 @@ def load_signer(secret_armor: str, passphrase: str | None) -> tuple[Any, Any]:
         raise KeyProblem(f"platform signing key: unusable ({error})") from None
 
 
+def load_decryptor(secret_armor: str, owner: str, passphrase: str | None = None) -> Any:
+    try:
+        return pysequoia.Tsk.from_bytes(secret_armor.encode()).decryptor(passphrase)
+    except Exception as error:
+        raise KeyProblem(f"{owner}: unusable ({error})") from None
+
+
 def verify_detached(data: bytes, signature: bytes, cert: Any) -> bool:
     """True when ``signature`` is a valid signature of ``data`` by ``cert``."""
     try:

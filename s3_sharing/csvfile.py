@@ -1,5 +1,6 @@
 """Arrow record batches to RFC 4180 CSV on disk, hashing as it writes (memory stays flat)."""
 
+import base64
 import hashlib
 import itertools
 from collections.abc import Iterator
@@ -84,9 +85,11 @@ def runs_of(batch: pa.RecordBatch, column: str) -> Iterator[tuple[str, pa.Record
         yield values[start].as_py(), batch.slice(start, end - start)
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
+def file_digests(path: Path, chunk: int = 1 << 20) -> tuple[str, str]:
+    """(SHA-256 hex, MD5 base64) of a file: the manifest's hash, and the one GCS computes itself."""
+    sha256, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
     with path.open("rb") as handle:
         while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+            sha256.update(block)
+            md5.update(block)
+    return sha256.hexdigest(), base64.b64encode(md5.digest()).decode()

@@ -6,13 +6,12 @@ fails only its own asset: the others are materialized, then the step reports the
 """
 
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime
 
 import dagster as dg
 
 from s3_sharing.datasets import Dataset
-from s3_sharing.delivery import Deliverer, Window
+from s3_sharing.delivery import Deliverer, Window, deliver_many
 from s3_sharing.destinations import GcsArchive, S3Deliveries
 from s3_sharing.layout import Cadence
 from s3_sharing.partitions import hourly_partitions
@@ -96,23 +95,18 @@ def _cadence_assets(
         deliverer = Deliverer(warehouse, relations, archive, s3, signer, keys.audit_cert())
         selected = [by_key[key] for key in sorted(context.selected_asset_keys)]
         failures: dict[str, str] = {}
-        with ThreadPoolExecutor(max_workers=max(1, config.max_concurrency)) as pool:
-            futures = {
-                pool.submit(deliverer.deliver, b, public_keys[b.id], window, context.run_id): b
-                for b in selected
-            }
-            for future in as_completed(futures):
-                business = futures[future]
-                try:
-                    report = future.result()
-                except Exception as error:
-                    failures[business.id] = f"{type(error).__name__}: {error}"
-                    context.log.error(f"delivery to {business.id} failed: {failures[business.id]}")
-                    continue
-                context.log.info(
-                    f"delivered {report.rows} rows in {len(report.manifest.files)} files to {business.id}"
-                )
-                yield dg.MaterializeResult(asset_key=delivery_key(business.id), metadata=report.metadata())
+        outcomes = deliver_many(
+            deliverer, selected, public_keys, window, context.run_id, config.max_concurrency
+        )
+        for business, outcome in outcomes:
+            if isinstance(outcome, Exception):
+                failures[business.id] = f"{type(outcome).__name__}: {outcome}"
+                context.log.error(f"delivery to {business.id} failed: {failures[business.id]}")
+                continue
+            context.log.info(
+                f"delivered {outcome.rows} rows in {len(outcome.manifest.files)} files to {business.id}"
+            )
+            yield dg.MaterializeResult(asset_key=delivery_key(business.id), metadata=outcome.metadata())
         if failures:
             raise dg.Failure(
                 description=f"{len(failures)} of {len(selected)} deliveries failed: "

@@ -11,8 +11,8 @@ import json
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from s3_sharing import crypto
-from s3_sharing.csvfile import CsvFileWriter, PlainFile, runs_of, sha256_file
+from s3_sharing.csvfile import CsvFileWriter, PlainFile, file_digests, runs_of
 from s3_sharing.datasets import SOURCES, Dataset
 from s3_sharing.destinations import BucketWriter, GcsArchive, S3Deliveries
 from s3_sharing.layout import Layout, manifest_key
@@ -147,7 +147,7 @@ class Deliverer:
             rows=rows,
             schema_versions={str(d): SOURCES[d].schema_version for d in business.datasets},
             files=files,
-            previous=self._chain_head(business.id),
+            previous=chain_head(self.archive, business.id),
         )
         body = manifest.to_bytes()
         digest = sha256_hex(body)
@@ -175,10 +175,6 @@ class Deliverer:
         body = self.archive.read(f"{business_id}/{window_manifest}")
         return None if body is None else [f.key for f in Manifest.from_bytes(body).files]
 
-    def _chain_head(self, business_id: str) -> ChainLink | None:
-        body = self.archive.read(f"{business_id}/{CHAIN_HEAD}")
-        return None if body is None else ChainLink(**json.loads(body))
-
     def _batches(self, business: Business, dataset: Dataset, window: Window) -> Iterator[pa.RecordBatch]:
         source = SOURCES[dataset]
         query = WindowQuery(
@@ -187,7 +183,8 @@ class Deliverer:
             start=window.start,
             end=window.end,
             equals=(("business_id", business.id),),
-            order_by=("user_id", source.key_column),
+            # Only a per-user layout needs the rows grouped by user; sorting costs time and memory.
+            order_by=("user_id", source.key_column) if business.object_layout().per_user else (),
         )
         for batch in self.warehouse.stream(query, batch_rows=self.batch_rows):
             if batch.num_rows and not pc.all(pc.equal(batch.column("business_id"), business.id)).as_py():
@@ -253,6 +250,7 @@ class Deliverer:
         cipher = plain.path.with_suffix(".pgp")
         sealer.seal_file(plain.path, cipher, f"business {business.id!r}")
         plain.path.unlink()
+        cipher_sha256, cipher_md5 = file_digests(cipher)
         entry = FileEntry(
             key=key,
             dataset=str(dataset),
@@ -260,13 +258,43 @@ class Deliverer:
             plain_bytes=plain.size,
             plain_sha256=plain.sha256,
             cipher_bytes=cipher.stat().st_size,
-            cipher_sha256=sha256_file(cipher),
+            cipher_sha256=cipher_sha256,
+            cipher_md5=cipher_md5,
             user_id=user_id,
         )
         self.archive.upload_file(f"{business.id}/{key}", cipher)
         bucket.upload_file(key, cipher)
         cipher.unlink()
         return entry
+
+
+def chain_head(archive: GcsArchive, business_id: str) -> ChainLink | None:
+    """The business's latest archived manifest (where it is, and its hash)."""
+    body = archive.read(f"{business_id}/{CHAIN_HEAD}")
+    return None if body is None else ChainLink(**json.loads(body))
+
+
+def deliver_many(
+    deliverer: Deliverer,
+    businesses: Sequence[Business],
+    public_keys: Mapping[str, str],
+    window: Window,
+    run_id: str,
+    max_concurrency: int,
+) -> Iterator[tuple[Business, DeliveryReport | Exception]]:
+    """Deliver several businesses, at most ``max_concurrency`` at a time, each as it completes.
+
+    One business failing yields its exception and does not stop the others.
+    """
+    with ThreadPoolExecutor(max_workers=max(1, max_concurrency)) as pool:
+        futures = {
+            pool.submit(deliverer.deliver, b, public_keys[b.id], window, run_id): b for b in businesses
+        }
+        for future in as_completed(futures):
+            try:
+                yield futures[future], future.result()
+            except Exception as error:
+                yield futures[future], error
 
 
 def _link_bytes(link: ChainLink) -> bytes:

@@ -4,6 +4,7 @@ Both reach their service through the standard environment (``AWS_ENDPOINT_URL``,
 ``STORAGE_EMULATOR_HOST``, credentials): there is no emulator-specific code path here.
 """
 
+import base64
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ class GcsArchive(dg.ConfigurableResource):
 
     bucket: str
     project: str | None = None
-    chunk_size_mb: int = 32
+    chunk_size_mb: int = 8
 
     _client: Any = PrivateAttr(default=None)
 
@@ -64,9 +65,12 @@ class GcsArchive(dg.ConfigurableResource):
         with suppress(NotFound):
             self._bucket().blob(name).delete()
 
-    def size(self, name: str) -> int | None:
-        blob = self._bucket().get_blob(name)
-        return None if blob is None else int(blob.size)
+    def listing(self, prefix: str) -> dict[str, tuple[int, str]]:
+        """Every archived object under ``prefix``: (size, MD5 base64 computed by GCS)."""
+        return {
+            blob.name: (int(blob.size), blob.md5_hash)
+            for blob in self._bucket().client.list_blobs(self.bucket, prefix=prefix)
+        }
 
 
 @dataclass
@@ -87,6 +91,7 @@ class BucketWriter:
             "ACL": "bucket-owner-full-control",
             "ServerSideEncryption": sse.mode,
             "ContentType": content_type,
+            "ChecksumAlgorithm": "SHA256",  # S3 verifies it on arrival and reports it on HEAD
         }
         if sse.kms_key_arn:
             extra["SSEKMSKeyId"] = sse.kms_key_arn
@@ -128,6 +133,40 @@ class BucketWriter:
         with _explained(self.business_id, f"deleting {self.uri(key)}"):
             self.client.delete_object(Bucket=self.destination.bucket, Key=self.destination.prefix + key)
 
+    def read(self, key: str) -> bytes | None:
+        """An object we wrote (manifests, for certification); None when it is not there."""
+        with _explained(self.business_id, f"reading {self.uri(key)}"):
+            try:
+                response = self.client.get_object(
+                    Bucket=self.destination.bucket, Key=self.destination.prefix + key
+                )
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                    return None
+                raise
+            return response["Body"].read()
+
+    def sizes(self) -> dict[str, int]:
+        """Every object under the prefix (keys relative to it) and its size, by listing."""
+        found: dict[str, int] = {}
+        with _explained(self.business_id, f"listing {self.uri('')}"):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.destination.bucket, Prefix=self.destination.prefix
+            )
+            for page in pages:
+                for item in page.get("Contents", []):
+                    found[item["Key"].removeprefix(self.destination.prefix)] = int(item["Size"])
+        return found
+
+    def sha256(self, key: str) -> str | None:
+        """The SHA-256 (hex) S3 computed on arrival; None for multipart (composite) checksums."""
+        with _explained(self.business_id, f"checking {self.uri(key)}"):
+            head = self.client.head_object(
+                Bucket=self.destination.bucket, Key=self.destination.prefix + key, ChecksumMode="ENABLED"
+            )
+        value = head.get("ChecksumSHA256")
+        return None if value is None or "-" in value else base64.b64decode(value).hex()
+
 
 class S3Deliveries(dg.ConfigurableResource):
     """Opens a business's bucket by assuming its delivery role when a delivery starts.
@@ -138,8 +177,8 @@ class S3Deliveries(dg.ConfigurableResource):
 
     session_name_prefix: str = "s3-sharing"
     multipart_threshold_mb: int = 64
-    multipart_chunk_mb: int = 64
-    max_upload_concurrency: int = 4
+    multipart_chunk_mb: int = 8
+    max_upload_concurrency: int = 2
 
     def open(self, business_id: str, destination: Destination) -> BucketWriter:
         # A fresh session per delivery: the credential chain is read now, so rotated platform

@@ -14,10 +14,11 @@ def prefix_objects_arn(bucket: str, prefix: str) -> str:
 
 
 def delivery_role_policy(bucket: str, prefix: str, kms_key_arn: str | None) -> dict[str, Any]:
-    """What the delivery role may do: write, overwrite and remove its own objects under the prefix.
+    """What the delivery role may do: write, overwrite, remove and read back its own objects under
+    the prefix, and list that prefix.
 
-    Delete is needed so a rerun of a window can remove files it no longer produces; there is no
-    read, no listing and no access outside the prefix.
+    Delete lets a rerun of a window remove files it no longer produces; read and list let the
+    certification check what was deposited (seed 001). Nothing outside the prefix.
     """
     statements: list[dict[str, Any]] = [
         {
@@ -25,7 +26,20 @@ def delivery_role_policy(bucket: str, prefix: str, kms_key_arn: str | None) -> d
             "Effect": "Allow",
             "Action": ["s3:PutObject", "s3:PutObjectAcl", "s3:DeleteObject", "s3:AbortMultipartUpload"],
             "Resource": prefix_objects_arn(bucket, prefix),
-        }
+        },
+        {
+            "Sid": "VerifyDeliveries",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject"],
+            "Resource": prefix_objects_arn(bucket, prefix),
+        },
+        {
+            "Sid": "ListDeliveries",
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket"],
+            "Resource": bucket_arn(bucket),
+            "Condition": {"StringLike": {"s3:prefix": [f"{prefix}*"]}},
+        },
     ]
     if kms_key_arn:
         statements.append(

@@ -22,6 +22,7 @@ class FileEntry:
     plain_sha256: str
     cipher_bytes: int
     cipher_sha256: str
+    cipher_md5: str
     user_id: str | None = None
 
 

@@ -10,6 +10,7 @@ from dagster_dbt import DbtProject
 from s3_sharing import crypto
 from s3_sharing.dbt_models import dbt_cli
 from s3_sharing.destinations import GcsArchive, S3Deliveries
+from s3_sharing.notify import Notifier
 from s3_sharing.settings import Settings
 from s3_sharing.warehouse import BigQueryWarehouse, DuckDBWarehouse
 
@@ -22,6 +23,7 @@ class PlatformKeys(dg.ConfigurableResource):
     signing_key_file: str
     signing_key_passphrase: str | None = None
     audit_key_file: str
+    audit_secret_key_file: str | None = None
 
     def signing_key(self) -> tuple[Any, Any]:
         """(signer, public certificate) of the platform's signing key."""
@@ -31,6 +33,14 @@ class PlatformKeys(dg.ConfigurableResource):
     def audit_cert(self) -> Any:
         return crypto.load_cert(_read(self.audit_key_file, "audit key"), "audit key")
 
+    def audit_decryptor(self) -> Any | None:
+        """Opens archived files for the tenant isolation check; None when not configured."""
+        if self.audit_secret_key_file is None:
+            return None
+        return crypto.load_decryptor(
+            _read(self.audit_secret_key_file, "audit secret key"), "audit secret key"
+        )
+
 
 def _read(path: str, what: str) -> str:
     try:
@@ -39,9 +49,10 @@ def _read(path: str, what: str) -> str:
         raise crypto.KeyProblem(f"{what}: {path} cannot be read") from None
 
 
-def _passphrase() -> dg.EnvVar | None:
-    """The variable itself, resolved by Dagster at run time, so its value never enters config."""
-    return dg.EnvVar(PASSPHRASE_VARIABLE) if os.environ.get(PASSPHRASE_VARIABLE) else None
+def optional_env(variable: str) -> dg.EnvVar | None:
+    """The variable itself when set, resolved by Dagster at run time, so its value never enters
+    config or the UI."""
+    return dg.EnvVar(variable) if os.environ.get(variable) else None
 
 
 def warehouse_resource(settings: Settings) -> DuckDBWarehouse | BigQueryWarehouse:
@@ -61,7 +72,15 @@ def build_resources(settings: Settings, project: DbtProject) -> dict[str, object
         "s3": S3Deliveries(),
         "keys": PlatformKeys(
             signing_key_file=str(settings.signing_key_file),
-            signing_key_passphrase=_passphrase(),
+            signing_key_passphrase=optional_env(PASSPHRASE_VARIABLE),
             audit_key_file=str(settings.audit_key_file),
+            audit_secret_key_file=str(settings.audit_secret_key_file)
+            if settings.audit_secret_key_file
+            else None,
+        ),
+        "notifier": Notifier(
+            slack_token=optional_env("S3_SHARING_SLACK_TOKEN"),
+            slack_channel=os.environ.get("S3_SHARING_SLACK_CHANNEL", "#data-sharing-alerts"),
+            webhook_url=optional_env("S3_SHARING_ALERT_WEBHOOK_URL"),
         ),
     }

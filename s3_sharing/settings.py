@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
@@ -22,6 +22,8 @@ ENV_VARIABLES = {
     "archive_bucket": "S3_SHARING_ARCHIVE_BUCKET",
     "signing_key_file": "S3_SHARING_SIGNING_KEY_FILE",
     "audit_key_file": "S3_SHARING_AUDIT_KEY_FILE",
+    "audit_secret_key_file": "S3_SHARING_AUDIT_SECRET_KEY_FILE",
+    "schedule_minute": "S3_SHARING_SCHEDULE_MINUTE",
 }
 
 
@@ -41,6 +43,8 @@ class Settings(BaseModel):
     - ``S3_SHARING_SIGNING_KEY_FILE`` / ``S3_SHARING_AUDIT_KEY_FILE``: the platform's signing
       secret key and the audit public key (armored files; the passphrase, if any, comes from
       ``S3_SHARING_SIGNING_KEY_PASSPHRASE`` through ``dg.EnvVar``).
+    - ``S3_SHARING_AUDIT_SECRET_KEY_FILE``: the audit secret key, for the tenant isolation check.
+    - ``S3_SHARING_SCHEDULE_MINUTE``: minutes past each window's end when its schedule ticks.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -52,6 +56,8 @@ class Settings(BaseModel):
     archive_bucket: str = "s3-sharing-audit-archive"
     signing_key_file: Path = LOCAL_DIR / "keys" / "platform-signing.sec"
     audit_key_file: Path = LOCAL_DIR / "keys" / "audit.pub"
+    audit_secret_key_file: Path | None = None
+    schedule_minute: int = Field(default=10, ge=0, le=59)
 
     @field_validator("dbt_target")
     @classmethod

@@ -109,13 +109,15 @@ class DuckDBWarehouse(dg.ConfigurableResource):
     """The embedded DuckDB file that dbt's ``dev`` target builds (opened read-only)."""
 
     path: str
+    memory_limit: str = "128MB"
+    """Per connection; a larger sort spills to a temporary directory instead of growing memory."""
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         if not Path(self.path).exists():
             raise WarehouseError(
                 f"DuckDB warehouse file {self.path} does not exist: run `s3-sharing generate`"
             )
-        return duckdb.connect(self.path, read_only=True)
+        return duckdb.connect(self.path, read_only=True, config={"memory_limit": self.memory_limit})
 
     @staticmethod
     def _table(relation: Relation) -> str:

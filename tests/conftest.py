@@ -40,6 +40,7 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, KeyPair]:
     pairs = {name: generate_key_pair(directory, name) for name in names}
     pairs["signing-only"] = generate_key_pair(directory, "signing-only", can_encrypt=False)
     pairs["expired"] = generate_key_pair(directory, "expired", expire="1d", created="20200101T000000")
+    pairs["expiring"] = generate_key_pair(directory, "expiring", expire="10d")
     return pairs
 
 
@@ -105,6 +106,7 @@ def settings(
         "S3_SHARING_REGISTRY": str(write_registry(tmp_path / "registry.yaml", default_registry(keys))),
         "S3_SHARING_SIGNING_KEY_FILE": str(keys["platform-signing"].secret),
         "S3_SHARING_AUDIT_KEY_FILE": str(keys["audit"].public),
+        "S3_SHARING_AUDIT_SECRET_KEY_FILE": str(keys["audit"].secret),
         "S3_SHARING_ARCHIVE_BUCKET": ARCHIVE,
     }
     for name, value in environment.items():

@@ -1,5 +1,6 @@
 """CSV, manifest and IAM documents: pure functions."""
 
+import base64
 import csv
 import hashlib
 import io
@@ -7,7 +8,7 @@ import io
 import pyarrow as pa
 import pytest
 
-from s3_sharing.csvfile import CsvFileWriter, runs_of, sha256_file
+from s3_sharing.csvfile import CsvFileWriter, file_digests, runs_of
 from s3_sharing.iam import delivery_role_policy, delivery_role_trust_policy
 from s3_sharing.manifest import ChainLink, FileEntry, Manifest
 
@@ -24,7 +25,8 @@ def test_csv_round_trips_tricky_text_and_hashes_what_it_wrote(tmp_path):
     plain = writer.close()
     data = (tmp_path / "out.csv").read_bytes()
     assert plain.rows == len(TRICKY) and plain.size == len(data)
-    assert plain.sha256 == hashlib.sha256(data).hexdigest() == sha256_file(tmp_path / "out.csv")
+    assert plain.sha256 == hashlib.sha256(data).hexdigest() == file_digests(tmp_path / "out.csv")[0]
+    assert file_digests(tmp_path / "out.csv")[1] == base64.b64encode(hashlib.md5(data).digest()).decode()
     rows = list(csv.DictReader(io.StringIO(data.decode(), newline="")))
     assert [r["merchant"] for r in rows] == TRICKY
     assert data.splitlines()[0] == b'"user_id","merchant","amount"'
@@ -47,7 +49,7 @@ def test_manifest_round_trips_and_hashes_canonically():
         created_at="2026-01-01T06:05:00Z",
         rows={"FI_DATA": 2, "ANALYTICS": 0},
         schema_versions={"FI_DATA": 1, "ANALYTICS": 1},
-        files=[FileEntry("k", "FI_DATA", 2, 10, "a" * 64, 20, "b" * 64, "u1")],
+        files=[FileEntry("k", "FI_DATA", 2, 10, "a" * 64, 20, "b" * 64, "bWQ1", "u1")],
         previous=ChainLink("acme/_manifests/history/x.json", "c" * 64),
     )
     assert Manifest.from_bytes(manifest.to_bytes()) == manifest
@@ -56,9 +58,10 @@ def test_manifest_round_trips_and_hashes_canonically():
     assert Manifest(**{**manifest.__dict__, "rows": {"FI_DATA": 0}, "files": []}).empty
 
 
-def test_delivery_role_policy_is_write_only_to_the_prefix():
+def test_delivery_role_policy_is_limited_to_the_prefix():
     policy = delivery_role_policy("acme-bucket", "shared/", None)
-    (statement,) = policy["Statement"]
+    statement = policy["Statement"][0]
+    assert len(policy["Statement"]) == 3
     assert statement["Resource"] == "arn:aws:s3:::acme-bucket/shared/*"
     assert set(statement["Action"]) == {
         "s3:PutObject",
@@ -66,12 +69,16 @@ def test_delivery_role_policy_is_write_only_to_the_prefix():
         "s3:DeleteObject",
         "s3:AbortMultipartUpload",
     }
-    assert not any("Get" in a or "List" in a or "*" in a.split(":")[1] for a in statement["Action"])
+    assert not any("*" in a.split(":")[1] for a in statement["Action"])
+    read, listing = policy["Statement"][1], policy["Statement"][2]
+    assert read["Action"] == ["s3:GetObject"] and read["Resource"] == "arn:aws:s3:::acme-bucket/shared/*"
+    assert listing["Resource"] == "arn:aws:s3:::acme-bucket"
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["shared/*"]}}
 
 
 def test_kms_statement_names_only_the_business_key():
     policy = delivery_role_policy("b", "", "arn:aws:kms:eu-west-1:123456789012:key/abc")
-    kms = policy["Statement"][1]
+    kms = policy["Statement"][-1]
     assert kms["Resource"] == "arn:aws:kms:eu-west-1:123456789012:key/abc"
     assert set(kms["Action"]) == {"kms:GenerateDataKey", "kms:Encrypt"}
 

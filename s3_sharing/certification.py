@@ -1,0 +1,184 @@
+"""Certification (seed 001): if the warehouse has rows for a business and window, they were delivered.
+
+For each window: when the warehouse now has rows, a manifest must exist in both S3 and the GCS
+archive, be identical in both, carry a valid platform signature, list row counts equal to the
+warehouse's current counts, and every file it lists must exist in both places with the listed
+size and checksum (S3's own SHA-256 with ``deep``, GCS's own MD5). A window without rows needs no
+files. A window that ended within the grace period and has no manifest yet is ``pending``.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from s3_sharing import crypto
+from s3_sharing.datasets import SOURCES, Dataset
+from s3_sharing.destinations import BucketWriter, GcsArchive, S3Deliveries
+from s3_sharing.layout import manifest_key
+from s3_sharing.manifest import Manifest
+from s3_sharing.registry import Business
+from s3_sharing.warehouse import Relation, Warehouse, WindowQuery
+
+DELIVERED, EMPTY, MISSING, MISMATCHED, PENDING = "delivered", "empty", "missing", "mismatched", "pending"
+
+
+@dataclass(frozen=True)
+class PartitionWindow:
+    key: str
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class Verdict:
+    business_id: str
+    partition: str
+    status: str
+    expected_rows: int
+    problems: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.status in (DELIVERED, EMPTY)
+
+    def describe(self) -> str:
+        detail = "; ".join(self.problems)
+        return f"{self.business_id} {self.partition}: {self.status}" + (f" ({detail})" if detail else "")
+
+
+def count_by_window(
+    warehouse: Warehouse,
+    relation: Relation,
+    column: str,
+    business_id: str,
+    windows: Sequence[PartitionWindow],
+) -> list[int]:
+    """Rows per window, from one streaming query over the whole span (two columns only)."""
+    if not windows:
+        return []
+    starts = np.array([w.start.astimezone(UTC).replace(tzinfo=None) for w in windows], dtype="datetime64[us]")
+    ends = np.array([w.end.astimezone(UTC).replace(tzinfo=None) for w in windows], dtype="datetime64[us]")
+    counts = np.zeros(len(windows), dtype=np.int64)
+    query = WindowQuery(
+        relation,
+        column,
+        windows[0].start,
+        windows[-1].end,
+        (("business_id", business_id),),
+        columns=(column,),
+    )
+    for batch in warehouse.stream(query):
+        moments = batch.column(0).cast(pa.timestamp("us")).to_numpy(zero_copy_only=False)
+        index = np.searchsorted(starts, moments, side="right") - 1
+        inside = (index >= 0) & (moments < ends[np.clip(index, 0, None)])
+        counts += np.bincount(index[inside], minlength=len(windows))
+    return counts.tolist()
+
+
+@dataclass
+class Certifier:
+    warehouse: Warehouse
+    relations: Mapping[Dataset, Relation]
+    archive: GcsArchive
+    s3: S3Deliveries
+    signing_cert: Any
+    grace: timedelta = timedelta(minutes=90)
+    deep: bool = False
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def certify(self, business: Business, windows: Sequence[PartitionWindow]) -> list[Verdict]:
+        expected: dict[str, list[int]] = {
+            str(d): count_by_window(
+                self.warehouse, self.relations[d], SOURCES[d].window_column, business.id, windows
+            )
+            for d in business.datasets
+        }
+        bucket = self.s3.open(business.id, business.destination)
+        s3_sizes = bucket.sizes()
+        archived = self.archive.listing(f"{business.id}/")
+        return [
+            self._verdict(
+                business, window, {d: counts[n] for d, counts in expected.items()}, bucket, s3_sizes, archived
+            )
+            for n, window in enumerate(windows)
+        ]
+
+    def _verdict(
+        self,
+        business: Business,
+        window: PartitionWindow,
+        expected: dict[str, int],
+        bucket: BucketWriter,
+        s3_sizes: dict[str, int],
+        archived: dict[str, tuple[int, str]],
+    ) -> Verdict:
+        total = sum(expected.values())
+        key = manifest_key(window.start)
+        s3_body = bucket.read(key) if key in s3_sizes else None
+        gcs_body = self.archive.read(f"{business.id}/{key}") if f"{business.id}/{key}" in archived else None
+
+        def verdict(status: str, *problems: str) -> Verdict:
+            return Verdict(business.id, window.key, status, total, tuple(problems))
+
+        if s3_body is None and gcs_body is None:
+            if total == 0:
+                return verdict(EMPTY)
+            if window.end > self.now - self.grace:
+                return verdict(PENDING, f"{total} rows, not delivered yet")
+            return verdict(MISSING, f"{total} rows in the warehouse, no manifest in S3 or GCS")
+        problems = []
+        if s3_body is None:
+            problems.append("manifest missing in S3")
+        if gcs_body is None:
+            problems.append("manifest missing in GCS")
+        if s3_body is not None and gcs_body is not None and s3_body != gcs_body:
+            problems.append("S3 and GCS manifests differ")
+        body = s3_body if s3_body is not None else gcs_body
+        assert body is not None
+        signature = (
+            bucket.read(key + ".sig")
+            if s3_body is not None
+            else self.archive.read(f"{business.id}/{key}.sig")
+        )
+        if signature is None or not crypto.verify_detached(body, signature, self.signing_cert):
+            problems.append("manifest signature does not verify")
+        try:
+            manifest = Manifest.from_bytes(body)
+        except (ValueError, TypeError, KeyError) as error:
+            return verdict(MISMATCHED, *problems, f"manifest unreadable ({error})")
+        for dataset, rows in expected.items():
+            listed = manifest.rows.get(dataset, 0)
+            if listed != rows:
+                problems.append(f"{dataset}: manifest has {listed} rows, warehouse now {rows}")
+        problems += self._file_problems(business, manifest, bucket, s3_sizes, archived)
+        if problems:
+            return verdict(MISMATCHED, *problems)
+        return verdict(DELIVERED if total else EMPTY)
+
+    def _file_problems(
+        self,
+        business: Business,
+        manifest: Manifest,
+        bucket: BucketWriter,
+        s3_sizes: dict[str, int],
+        archived: dict[str, tuple[int, str]],
+    ) -> list[str]:
+        problems = []
+        for file in manifest.files:
+            size = s3_sizes.get(file.key)
+            if size is None:
+                problems.append(f"{file.key} missing in S3")
+            elif size != file.cipher_bytes:
+                problems.append(f"{file.key} is {size} bytes in S3, manifest says {file.cipher_bytes}")
+            elif self.deep and bucket.sha256(file.key) not in (None, file.cipher_sha256):
+                problems.append(f"{file.key} SHA-256 in S3 differs from the manifest")
+            stored = archived.get(f"{business.id}/{file.key}")
+            if stored is None:
+                problems.append(f"{file.key} missing in GCS")
+            elif stored != (file.cipher_bytes, file.cipher_md5):
+                problems.append(f"{file.key} in GCS differs from the manifest (size or MD5)")
+        return problems

@@ -1,0 +1,288 @@
+"""Asset checks on each business's delivery asset: ``delivered``, ``keys_valid``, ``tenant_isolation``.
+
+Partitioned asset checks are a preview in Dagster 1.13, and a single-run backfill records a check
+evaluation without a partition. So ``delivered`` is not partitioned: every evaluation certifies
+each window of a look-back (48 hourly, 14 daily or 8 weekly windows, ending at the run's
+partition or at the latest complete window; the whole history on demand) and names every
+missing or mismatched partition in its metadata. However a run was launched, the answer covers
+each partition.
+"""
+
+import csv
+import io
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import dagster as dg
+import pysequoia
+
+from s3_sharing import crypto
+from s3_sharing.certification import Certifier, PartitionWindow
+from s3_sharing.datasets import Dataset
+from s3_sharing.deliveries import delivery_key
+from s3_sharing.delivery import chain_head
+from s3_sharing.destinations import GcsArchive, S3Deliveries
+from s3_sharing.layout import Cadence
+from s3_sharing.manifest import Manifest
+from s3_sharing.registry import Business
+from s3_sharing.resources import PlatformKeys
+from s3_sharing.warehouse import Relation, Warehouse, WindowQuery
+
+DELIVERED, KEYS_VALID, TENANT_ISOLATION = "delivered", "keys_valid", "tenant_isolation"
+DEFAULT_LOOKBACK = {Cadence.HOURLY: 48, Cadence.DAILY: 14, Cadence.WEEKLY: 8}
+ISOLATION_SAMPLE_FILES = 3
+ALL_TIME = (datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC))
+
+
+class CertificationConfig(dg.Config):
+    lookback: int | None = None
+    """Windows to certify, ending at ``last``; default 48 hourly, 14 daily, 8 weekly."""
+    last: str | None = None
+    """Last partition to certify; default the run's partition, else the latest complete one."""
+    full_history: bool = False
+    deep: bool = False
+    """Also compare each S3 object's SHA-256 (one HEAD per file) instead of its size only."""
+    key_warning_days: int = 30
+
+
+def lookback_windows(
+    partitions: dg.TimeWindowPartitionsDefinition,
+    last: str | None,
+    lookback: int,
+    full_history: bool = False,
+    now: datetime | None = None,
+) -> list[PartitionWindow]:
+    keys = partitions.get_partition_keys(current_time=now or datetime.now(UTC))
+    if last is not None:
+        if last not in keys:
+            raise ValueError(f"partition {last!r} is not a complete partition")
+        keys = keys[: keys.index(last) + 1]
+    chosen = keys if full_history else keys[-lookback:]
+    windows = [partitions.time_window_for_partition_key(k) for k in chosen]
+    return [PartitionWindow(k, w.start, w.end) for k, w in zip(chosen, windows, strict=True)]
+
+
+def key_findings(
+    keys: Sequence[tuple[str, Any, bool]], warning_days: int, now: datetime | None = None
+) -> list[tuple[dg.AssetCheckSeverity, str]]:
+    """Problems of (owner, certificate, must encrypt) keys: expired, revoked or unusable keys are
+    errors; a key that expires within ``warning_days`` is a warning."""
+    moment = now or datetime.now(UTC)
+    findings = []
+    for owner, cert, must_encrypt in keys:
+        try:
+            crypto.require_unexpired(cert, owner, moment)
+        except crypto.KeyProblem as problem:
+            findings.append((dg.AssetCheckSeverity.ERROR, str(problem)))
+            continue
+        if must_encrypt:
+            try:
+                pysequoia.encrypt(b"probe", recipients=[cert])
+            except Exception as error:
+                findings.append((dg.AssetCheckSeverity.ERROR, f"{owner}: cannot encrypt to key ({error})"))
+                continue
+        expires = crypto.expiry(cert)
+        if expires is not None and expires - moment < timedelta(days=warning_days):
+            days = (expires - moment).days
+            findings.append(
+                (dg.AssetCheckSeverity.WARN, f"{owner}: key expires in {days} days ({expires:%Y-%m-%d})")
+            )
+    return findings
+
+
+def _result(check: str, business: Business, passed: bool, severity: dg.AssetCheckSeverity, **metadata: Any):
+    return dg.AssetCheckResult(
+        asset_key=delivery_key(business.id),
+        check_name=check,
+        passed=passed,
+        severity=severity,
+        metadata=metadata,
+    )
+
+
+class _Evaluation:
+    """The resources and settings one check evaluation shares across businesses."""
+
+    def __init__(
+        self,
+        config: CertificationConfig,
+        warehouse: Warehouse,
+        archive: GcsArchive,
+        s3: S3Deliveries,
+        keys: PlatformKeys,
+        relations: Mapping[Dataset, Relation],
+        users: Relation,
+    ) -> None:
+        self.config, self.warehouse, self.archive, self.keys, self.users = (
+            config,
+            warehouse,
+            archive,
+            keys,
+            users,
+        )
+        self.signer, self.signing_cert = keys.signing_key()
+        self.certifier = Certifier(warehouse, relations, archive, s3, self.signing_cert, deep=config.deep)
+
+    def delivered(self, business: Business, windows: list[PartitionWindow]) -> dg.AssetCheckResult:
+        verdicts = self.certifier.certify(business, windows)
+        failing = [v for v in verdicts if not v.ok and v.status != "pending"]
+        return _result(
+            DELIVERED,
+            business,
+            passed=not failing,
+            severity=dg.AssetCheckSeverity.ERROR,
+            windows=len(verdicts),
+            first=windows[0].key if windows else "",
+            last=windows[-1].key if windows else "",
+            delivered=sum(v.status == "delivered" for v in verdicts),
+            empty=sum(v.status == "empty" for v in verdicts),
+            pending=[v.partition for v in verdicts if v.status == "pending"],
+            missing=[v.partition for v in verdicts if v.status == "missing"],
+            mismatched=[v.partition for v in verdicts if v.status == "mismatched"],
+            problems=[v.describe() for v in failing][:50],
+        )
+
+    def keys_valid(self, business: Business, public_key: str) -> dg.AssetCheckResult:
+        business_cert = crypto.load_cert(public_key, f"business {business.id!r}")
+        findings = key_findings(
+            [
+                (f"business {business.id!r}", business_cert, True),
+                ("platform signing key", self.signing_cert, False),
+                ("audit key", self.keys.audit_cert(), True),
+            ],
+            self.config.key_warning_days,
+        )
+        errors = [m for s, m in findings if s == dg.AssetCheckSeverity.ERROR]
+        expiry = crypto.expiry(business_cert)
+        return _result(
+            KEYS_VALID,
+            business,
+            passed=not findings,
+            severity=dg.AssetCheckSeverity.ERROR if errors else dg.AssetCheckSeverity.WARN,
+            business_key=business_cert.fingerprint,
+            business_key_expires=f"{expiry:%Y-%m-%d}" if expiry else "never",
+            findings=[m for _, m in findings],
+        )
+
+    def tenant_isolation(self, business: Business) -> dg.AssetCheckResult:
+        decryptor = self.keys.audit_decryptor()
+        if decryptor is None:
+            return _result(
+                TENANT_ISOLATION,
+                business,
+                passed=False,
+                severity=dg.AssetCheckSeverity.WARN,
+                reason="no audit secret key configured (S3_SHARING_AUDIT_SECRET_KEY_FILE): nothing sampled",
+            )
+        head = chain_head(self.archive, business.id)
+        if head is None:
+            return _result(
+                TENANT_ISOLATION,
+                business,
+                True,
+                dg.AssetCheckSeverity.ERROR,
+                sampled_files=[],
+                reason="no delivery yet",
+            )
+        manifest = Manifest.from_bytes(self.archive.read(head.key) or b"")
+        users = self._users(business)
+        foreign: list[str] = []
+        sampled = manifest.files[:ISOLATION_SAMPLE_FILES]
+        for file in sampled:
+            body = self.archive.read(f"{business.id}/{file.key}")
+            plain = pysequoia.decrypt(body, decryptor=decryptor).bytes if body else b""
+            for row in csv.DictReader(io.StringIO(plain.decode(), newline="")):
+                if row.get("business_id") != business.id or row.get("user_id") not in users:
+                    foreign.append(f"{file.key}: user {row.get('user_id')!r} of {row.get('business_id')!r}")
+        return _result(
+            TENANT_ISOLATION,
+            business,
+            passed=not foreign,
+            severity=dg.AssetCheckSeverity.ERROR,
+            manifest_window=manifest.window_start,
+            sampled_files=[f.key for f in sampled],
+            foreign_rows=foreign[:20],
+        )
+
+    def _users(self, business: Business) -> set[str]:
+        query = WindowQuery(
+            self.users, "updated_at", *ALL_TIME, (("business_id", business.id),), columns=("user_id",)
+        )
+        return {u for batch in self.warehouse.stream(query) for u in batch.column(0).to_pylist()}
+
+
+def _run_partition(context: dg.AssetCheckExecutionContext) -> str | None:
+    tags = context.run.tags
+    return tags.get("dagster/partition") or tags.get("dagster/asset_partition_range_end")
+
+
+def build_delivery_checks(
+    cadence: Cadence,
+    businesses: Sequence[Business],
+    public_keys: Mapping[str, str],
+    relations: Mapping[Dataset, Relation],
+    users: Relation,
+    partitions: dg.TimeWindowPartitionsDefinition,
+) -> dg.AssetChecksDefinition:
+    by_id = {b.id: b for b in businesses}
+    specs = [
+        spec
+        for b in businesses
+        for spec in (
+            dg.AssetCheckSpec(
+                DELIVERED,
+                asset=delivery_key(b.id),
+                description="Every window with rows in the warehouse has a signed manifest in S3 and GCS "
+                "whose files and row counts match (seed 001's certification).",
+            ),
+            dg.AssetCheckSpec(
+                KEYS_VALID,
+                asset=delivery_key(b.id),
+                description="The business's key and the platform's signing and audit keys are usable and "
+                "do not expire within the warning horizon.",
+            ),
+            dg.AssetCheckSpec(
+                TENANT_ISOLATION,
+                asset=delivery_key(b.id),
+                description="A sample of the latest delivery, opened with the audit key, holds only this "
+                "business's users.",
+            ),
+        )
+    ]
+
+    @dg.multi_asset_check(specs=specs, can_subset=True, name=f"{cadence}_delivery_checks")
+    def certify(
+        context: dg.AssetCheckExecutionContext,
+        config: CertificationConfig,
+        warehouse: dg.ResourceParam[Warehouse],
+        archive: GcsArchive,
+        s3: S3Deliveries,
+        keys: PlatformKeys,
+    ) -> Iterator[dg.AssetCheckResult]:
+        evaluation = _Evaluation(config, warehouse, archive, s3, keys, relations, users)
+        windows = lookback_windows(
+            partitions,
+            config.last or _run_partition(context),
+            config.lookback or DEFAULT_LOOKBACK[cadence],
+            config.full_history,
+        )
+        for check in sorted(context.selected_asset_check_keys, key=lambda k: (k.asset_key.path, k.name)):
+            business = by_id[check.asset_key.path[-1]]
+            try:
+                if check.name == DELIVERED:
+                    yield evaluation.delivered(business, windows)
+                elif check.name == KEYS_VALID:
+                    yield evaluation.keys_valid(business, public_keys[business.id])
+                else:
+                    yield evaluation.tenant_isolation(business)
+            except Exception as error:  # one business's trouble fails its check, not the others'
+                yield _result(
+                    check.name,
+                    business,
+                    False,
+                    dg.AssetCheckSeverity.ERROR,
+                    error=f"{type(error).__name__}: {error}",
+                )
+
+    return certify

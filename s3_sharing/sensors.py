@@ -1,0 +1,161 @@
+"""Sensors: the watchdog of seed 001 (at time t, was window t-2 → t-1 delivered?) and alerts.
+
+Open-source Dagster has no built-in alert on a failed asset check, so a cursored sensor reads
+check evaluations from the event log; the cursor makes a restarted daemon resume where it
+stopped, so no alert is sent twice.
+"""
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import dagster as dg
+
+from s3_sharing.certification import MISMATCHED, MISSING, Certifier, PartitionWindow
+from s3_sharing.datasets import Dataset
+from s3_sharing.deliveries import delivery_key
+from s3_sharing.destinations import GcsArchive, S3Deliveries
+from s3_sharing.layout import Cadence
+from s3_sharing.notify import Alert, Notifier
+from s3_sharing.registry import Business
+from s3_sharing.resources import PlatformKeys
+from s3_sharing.warehouse import Relation, Warehouse
+
+WATCHDOG_MEMORY = 500  # (business, partition) pairs remembered in the cursor
+CHECK_RECORDS_PER_TICK = 500
+
+
+def utc_now() -> datetime:
+    """The sensors' clock (tests set it)."""
+    return datetime.now(UTC)
+
+
+def watched_window(partitions: dg.TimeWindowPartitionsDefinition, now: datetime) -> PartitionWindow | None:
+    """The window before the latest complete one: t-2 → t-1 for an hourly cadence."""
+    keys = partitions.get_partition_keys(current_time=now)
+    if len(keys) < 2:
+        return None
+    window = partitions.time_window_for_partition_key(keys[-2])
+    return PartitionWindow(keys[-2], window.start, window.end)
+
+
+def build_watchdog(
+    businesses: Mapping[Cadence, Sequence[Business]],
+    partitions: Mapping[Cadence, dg.TimeWindowPartitionsDefinition],
+    jobs: Mapping[Cadence, Any],
+    relations: Mapping[Dataset, Relation],
+) -> dg.SensorDefinition:
+    @dg.sensor(
+        name="delivery_watchdog",
+        jobs=list(jobs.values()),
+        minimum_interval_seconds=600,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Redelivers, and alerts on, every active business whose window t-2 → t-1 had rows "
+        "but was not delivered.",
+    )
+    def watchdog(
+        context: dg.SensorEvaluationContext,
+        warehouse: dg.ResourceParam[Warehouse],
+        archive: GcsArchive,
+        s3: S3Deliveries,
+        keys: PlatformKeys,
+        notifier: Notifier,
+    ) -> dg.SensorResult:
+        now = utc_now()
+        remembered: list[str] = json.loads(context.cursor) if context.cursor else []
+        _, signing_cert = keys.signing_key()
+        certifier = Certifier(warehouse, relations, archive, s3, signing_cert, grace=timedelta(0), now=now)
+        requests = []
+        for cadence, active in businesses.items():
+            window = watched_window(partitions[cadence], now)
+            if window is None or not active:
+                continue
+            missed = []
+            for business in active:
+                if f"{business.id}@{window.key}" in remembered:
+                    continue
+                (verdict,) = certifier.certify(business, [window])
+                if verdict.status in (MISSING, MISMATCHED):
+                    missed.append(verdict)
+            if not missed:
+                continue
+            ids = sorted(v.business_id for v in missed)
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"watchdog:{cadence}:{window.key}:{','.join(ids)}",
+                    job_name=jobs[cadence].name,
+                    partition_key=window.key,
+                    asset_selection=[delivery_key(i) for i in ids],
+                    tags={"s3_sharing/trigger": "watchdog"},
+                )
+            )
+            notifier.send(
+                Alert(
+                    kind="window_missed",
+                    title=f"{len(ids)} {cadence} deliveries missed window {window.key}; redelivery requested",
+                    text="\n".join(v.describe() for v in missed),
+                    partition=window.key,
+                )
+            )
+            remembered += [f"{i}@{window.key}" for i in ids]
+        return dg.SensorResult(run_requests=requests, cursor=json.dumps(remembered[-WATCHDOG_MEMORY:]))
+
+    return watchdog
+
+
+def _check_alert(evaluation: dg.AssetCheckEvaluation) -> Alert:
+    asset = evaluation.asset_key.to_user_string()
+    metadata = {k: v.value for k, v in evaluation.metadata.items()}
+    details = [
+        f"{name}: {metadata[name]}"
+        for name in ("missing", "mismatched", "findings", "foreign_rows", "reason", "error")
+        if metadata.get(name)
+    ]
+    return Alert(
+        kind="check_failed",
+        title=f"{asset}: check {evaluation.check_name} failed ({evaluation.severity.value})",
+        text="\n".join(details) or "see the check's metadata in the Dagster UI",
+        business_id=evaluation.asset_key.path[-1],
+    )
+
+
+@dg.sensor(
+    name="check_failure_alerts",
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="One alert per failed asset check evaluation.",
+)
+def check_failure_alerts(context: dg.SensorEvaluationContext, notifier: Notifier) -> dg.SensorResult:
+    records = context.instance.get_event_records(
+        dg.EventRecordsFilter(
+            event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION,
+            after_cursor=int(context.cursor) if context.cursor else None,
+        ),
+        ascending=True,
+        limit=CHECK_RECORDS_PER_TICK,
+    )
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        evaluation = event.event_specific_data if event else None
+        if isinstance(evaluation, dg.AssetCheckEvaluation) and not evaluation.passed:
+            notifier.send(_check_alert(evaluation))
+    cursor = str(records[-1].storage_id) if records else context.cursor
+    return dg.SensorResult(cursor=cursor)
+
+
+@dg.run_failure_sensor(
+    name="run_failure_alerts",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="One alert per failed run.",
+)
+def run_failure_alerts(context: dg.RunFailureSensorContext, notifier: Notifier) -> None:
+    run = context.dagster_run
+    notifier.send(
+        Alert(
+            kind="run_failed",
+            title=f"run {run.run_id[:8]} of {run.job_name} failed",
+            text=context.failure_event.message or "see the run in the Dagster UI",
+            partition=run.tags.get("dagster/partition"),
+        )
+    )
