@@ -7,6 +7,8 @@ export PATH := $(BIN):$(PATH)
 export S3_SHARING_DUCKDB_PATH ?= $(CURDIR)/.local/warehouse.duckdb
 export DAGSTER_HOME ?= $(CURDIR)/.local/dagster_home
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+# Demo only: the platform holds the audit secret key so the tenant isolation check can sample.
+export S3_SHARING_AUDIT_SECRET_KEY_FILE ?= $(CURDIR)/.local/keys/audit.sec
 
 .PHONY: install prepare demo test lint dev clean
 

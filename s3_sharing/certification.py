@@ -24,6 +24,7 @@ from s3_sharing.registry import Business
 from s3_sharing.warehouse import Relation, Warehouse, WindowQuery
 
 DELIVERED, EMPTY, MISSING, MISMATCHED, PENDING = "delivered", "empty", "missing", "mismatched", "pending"
+STATUSES = (DELIVERED, EMPTY, MISSING, MISMATCHED, PENDING)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from s3_sharing import datagen, runbook
+from s3_sharing.certification import STATUSES
 from s3_sharing.datasets import SOURCES
 from s3_sharing.dbt_models import dbt_project, load_manifest, model_relation, prepare
 from s3_sharing.deliveries import cadence_partitions
@@ -142,7 +143,11 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
                 cadence, settings.partition_start, start.replace(tzinfo=UTC), end.replace(tzinfo=UTC)
             )
             outcomes += runbook.deliver(defs, instance, registry, cadence, keys).values()
-    print(runbook.summary_table(outcomes))
+        print(runbook.summary_table(outcomes))
+        print("\ncertification of the demo day (s3-sharing verify):")
+        verdicts = runbook.verify(settings, start.replace(tzinfo=UTC), end.replace(tzinfo=UTC))
+        _print_verdicts(verdicts)
+        print(f"verify: {sum(v.ok for v in verdicts)} of {len(verdicts)} windows certified")
     print("next: `make dev` opens the Dagster UI on these runs")
     return 0 if not any(o.failed for o in outcomes) else 1
 
@@ -155,6 +160,72 @@ def complete_partitions(cadence: Cadence, partition_start: str, start: datetime,
         for key in partitions.get_partition_keys()
         if start < partitions.time_window_for_partition_key(key).end <= end
     ]
+
+
+def _hour_range(args: argparse.Namespace, settings: Settings) -> tuple[datetime, datetime]:
+    """[start, end) of the hours --from .. --to (inclusive keys), or of the last --last-hours."""
+    first, last = _window_keys(args, hourly_partitions(settings.partition_start))
+    return parse_hourly_key(first), parse_hourly_key(last) + timedelta(hours=1)
+
+
+def cmd_deliver(settings: Settings, args: argparse.Namespace) -> int:
+    """Deliver every window inside the hour range, through the delivery jobs (recorded in Dagster)."""
+    start, end = _hour_range(args, settings)
+    registry = read_registry(settings.registry_path)
+    unknown = set(args.business or ()) - {b.id for b in registry.businesses}
+    if unknown:
+        raise RegistryError(f"{settings.registry_path}: no business {sorted(unknown)[0]!r}")
+    defs, instance = build_definitions(settings), _instance()
+    outcomes = []
+    for cadence in Cadence:
+        keys = [
+            w.key
+            for w in runbook.windows_in(cadence_partitions(cadence, settings.partition_start), start, end)
+        ]
+        found = runbook.deliver(defs, instance, registry, cadence, keys, args.business, progress=print)
+        outcomes += found.values()
+    print(runbook.summary_table(outcomes))
+    return 1 if any(o.failed for o in outcomes) else 0
+
+
+def _print_verdicts(verdicts: list, show_ok: bool = False) -> None:
+    by_business: dict[str, list] = {}
+    for verdict in verdicts:
+        by_business.setdefault(verdict.business_id, []).append(verdict)
+    for business_id, found in by_business.items():
+        counts = {s: [v.partition for v in found if v.status == s] for s in STATUSES}
+        print(
+            f"{business_id:<10} delivered {len(counts['delivered']):>4}  empty {len(counts['empty']):>4}  "
+            f"missing {len(counts['missing']):>3}  mismatched {len(counts['mismatched']):>3}  "
+            f"pending {len(counts['pending']):>3}"
+        )
+        for verdict in found:
+            if show_ok or not verdict.ok:
+                print(f"  {verdict.describe()}")
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    """Per business, the partitions missing, mismatched or pending in the recent windows."""
+    start, end = _hour_range(args, settings)
+    _print_verdicts(runbook.verify(settings, start, end, args.business))
+    return 0
+
+
+def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
+    """Re-run the certification for the range; non-zero when any window is not certified."""
+    start, end = _hour_range(args, settings)
+    verdicts = runbook.verify(settings, start, end, args.business, deep=args.deep, progress=print)
+    _print_verdicts(verdicts)
+    failing = [v for v in verdicts if not v.ok]
+    print(f"verify: {len(verdicts) - len(failing)} of {len(verdicts)} windows certified")
+    return 1 if failing else 0
+
+
+def _range_arguments(parser: argparse.ArgumentParser, last_hours: int) -> None:
+    parser.add_argument("--last-hours", type=int, default=last_hours, help="the most recent complete hours")
+    parser.add_argument("--from", dest="partition_from", help="first hour, e.g. 2026-01-01-00:00")
+    parser.add_argument("--to", dest="partition_to", help="last hour (inclusive)")
+    parser.add_argument("--business", action="append", help="a business id (repeatable; default: all active)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -179,6 +250,19 @@ def build_parser() -> argparse.ArgumentParser:
     mat.add_argument("--from", dest="partition_from", help="first partition key, e.g. 2026-01-01-00:00")
     mat.add_argument("--to", dest="partition_to", help="last partition key (inclusive)")
     mat.set_defaults(run=cmd_materialize)
+
+    deliver = commands.add_parser("deliver", help="deliver the windows inside a range of hours")
+    _range_arguments(deliver, last_hours=1)
+    deliver.set_defaults(run=cmd_deliver)
+
+    status = commands.add_parser("status", help="missing, mismatched and pending windows per business")
+    _range_arguments(status, last_hours=48)
+    status.set_defaults(run=cmd_status)
+
+    verify = commands.add_parser("verify", help="certify a range; exits 1 when any window is not certified")
+    _range_arguments(verify, last_hours=48)
+    verify.add_argument("--deep", action="store_true", help="also compare each S3 object's SHA-256")
+    verify.set_defaults(run=cmd_verify)
 
     demo = commands.add_parser("demo", help="generate a demo day and materialize it")
     demo.add_argument("--seed", type=int, default=7)

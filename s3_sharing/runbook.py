@@ -1,19 +1,25 @@
 """What the CLI's runbook commands and the demo do, through the same code path as the assets."""
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
-from s3_sharing.deliveries import delivery_key
+from s3_sharing.certification import Certifier, PartitionWindow, Verdict
+from s3_sharing.datasets import SOURCES
+from s3_sharing.dbt_models import dbt_project, load_manifest, model_relation
+from s3_sharing.deliveries import cadence_partitions, delivery_key
 from s3_sharing.keygen import generate_key_pair
 from s3_sharing.layout import Cadence
 from s3_sharing.local_endpoints import BusinessBucket, LocalEndpoints
-from s3_sharing.registry import Registry
+from s3_sharing.location import deliveries_job_name
+from s3_sharing.registry import Business, Registry, read_registry
+from s3_sharing.resources import build_resources
 from s3_sharing.settings import Settings
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -58,6 +64,11 @@ class Outcome:
     files: int = 0
 
 
+def chosen(businesses: Sequence[Business], business_ids: Sequence[str] | None) -> list[Business]:
+    """The named businesses, or every active one when none is named."""
+    return [b for b in businesses if (b.id in business_ids if business_ids else b.active)]
+
+
 def deliver(
     defs: dg.Definitions,
     instance: dg.DagsterInstance,
@@ -65,14 +76,15 @@ def deliver(
     cadence: Cadence,
     partition_keys: Sequence[str],
     business_ids: Sequence[str] | None = None,
+    progress: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Outcome]:
     """Run the cadence's delivery job for each partition, for the chosen (default: active) businesses."""
-    chosen = [b for b in registry.by_cadence(cadence) if (b.id in business_ids if business_ids else b.active)]
-    outcomes = {b.id: Outcome(b.id, str(cadence)) for b in chosen}
-    if not chosen:
+    selected = chosen(registry.by_cadence(cadence), business_ids)
+    outcomes = {b.id: Outcome(b.id, str(cadence)) for b in selected}
+    if not selected:
         return outcomes
-    job = defs.resolve_job_def(f"{cadence}_deliveries_job")
-    selection = [delivery_key(b.id) for b in chosen]
+    job = defs.resolve_job_def(deliveries_job_name(cadence))
+    selection = [delivery_key(b.id) for b in selected]
     for key in partition_keys:
         result = job.execute_in_process(
             instance=instance,
@@ -84,8 +96,12 @@ def deliver(
         materialized = {
             e.asset_key: e.materialization.metadata for e in result.get_asset_materialization_events()
         }
-        for business in chosen:
+        for business in selected:
             _record(outcomes[business.id], key, materialized.get(delivery_key(business.id)))
+        done = len(materialized)
+        progress(
+            f"{cadence} {key}: {done} delivered, {len(selected) - done} failed (run {result.run_id[:8]})"
+        )
     return outcomes
 
 
@@ -96,6 +112,44 @@ def _record(outcome: Outcome, key: str, metadata: dict[str, Any] | None) -> None
     (outcome.empty if metadata["empty"].value else outcome.delivered).append(key)
     outcome.rows += int(metadata["dagster/row_count"].value)
     outcome.files += int(metadata["files"].value)
+
+
+def windows_in(
+    partitions: dg.TimeWindowPartitionsDefinition, start: datetime, end: datetime
+) -> list[PartitionWindow]:
+    """The cadence's windows that lie inside [start, end)."""
+    windows = []
+    for key in partitions.get_partition_keys(current_time=end):
+        window = partitions.time_window_for_partition_key(key)
+        if window.start >= start and window.end <= end:
+            windows.append(PartitionWindow(key, window.start, window.end))
+    return windows
+
+
+def verify(
+    settings: Settings,
+    start: datetime,
+    end: datetime,
+    business_ids: Sequence[str] | None = None,
+    deep: bool = False,
+    progress: Callable[[str], None] = lambda _: None,
+) -> list[Verdict]:
+    """Certify every window of the chosen (default: active) businesses that lies inside [start, end)."""
+    registry = read_registry(settings.registry_path)
+    manifest = load_manifest(dbt_project(settings))
+    relations = {d: model_relation(manifest, s.model) for d, s in SOURCES.items()}
+    with dg.build_resources(build_resources(settings, dbt_project(settings))) as resources:
+        _, signing_cert = resources.keys.signing_key()
+        certifier = Certifier(
+            resources.warehouse, relations, resources.archive, resources.s3, signing_cert, deep=deep
+        )
+        verdicts: list[Verdict] = []
+        for business in chosen(registry.businesses, business_ids):
+            windows = windows_in(cadence_partitions(business.cadence, settings.partition_start), start, end)
+            found = certifier.certify(business, windows)
+            progress(f"{business.id}: {sum(v.ok for v in found)} of {len(found)} windows certified")
+            verdicts += found
+    return verdicts
 
 
 def summary_table(outcomes: Sequence[Outcome]) -> str:
