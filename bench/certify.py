@@ -1,0 +1,100 @@
+"""Benchmark: how long the ``delivered`` certification takes over 48 hourly windows for 50 businesses.
+
+    .venv/bin/python bench/certify.py [--businesses 50 --hours 48 --rows-per-hour 2000]
+
+It delivers every window of every business to the local endpoints (per-data-set layout), then
+times ``Certifier.certify`` exactly as the check runs it: per business, one streaming count query,
+one S3 listing, one GCS listing, and per window the manifest from both stores and its signature.
+"""
+
+import argparse
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from deliver import ARCHIVE, START, business_ids, entry, make_keys  # noqa: E402
+
+from s3_sharing import crypto  # noqa: E402
+from s3_sharing.certification import Certifier, PartitionWindow  # noqa: E402
+from s3_sharing.datasets import Dataset  # noqa: E402
+from s3_sharing.delivery import Deliverer, Window, deliver_many  # noqa: E402
+from s3_sharing.destinations import GcsArchive, S3Deliveries  # noqa: E402
+from s3_sharing.registry import Registry  # noqa: E402
+from s3_sharing.warehouse import DuckDBWarehouse, Relation  # noqa: E402
+
+
+def make_data(path: Path, businesses: int, hours: int, rows_per_hour: int) -> None:
+    import duckdb
+
+    with duckdb.connect(str(path)) as con:
+        con.execute("create schema main_marts")
+        con.execute(
+            f"""create table main_marts.fi_data as
+                select 'txn_' || i as transaction_id, 'biz' || (i % {businesses}) as business_id,
+                       'usr_' || (i % 997) as user_id, (i % 10000) / 100.0 as amount,
+                       timestamp '2026-01-01 10:00:00' + to_seconds(i * 3600 // {rows_per_hour}) as updated_at
+                from range({hours * rows_per_hour}) t(i)"""
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--businesses", type=int, default=50)
+    parser.add_argument("--hours", type=int, default=48)
+    parser.add_argument("--rows-per-hour", type=int, default=2000)
+    args = parser.parse_args()
+    from s3_sharing.runbook import local_stack
+
+    with tempfile.TemporaryDirectory(prefix="s3-sharing-certify-") as tmp:
+        work = Path(tmp)
+        keys = work / "keys"
+        keys.mkdir()
+        make_keys(keys)
+        db = work / "certify.duckdb"
+        make_data(db, args.businesses, args.hours, args.rows_per_hour)
+        ids = business_ids(args.businesses)
+        registry = Registry.model_validate({"businesses": [entry(b, keys) for b in ids]})
+        relations = {Dataset.FI_DATA: Relation(None, "main_marts", "fi_data")}
+        signer, signing_cert = crypto.load_signer((keys / "platform.sec").read_text(), None)
+        windows = [
+            PartitionWindow(f"h{n}", START + timedelta(hours=n), START + timedelta(hours=n + 1))
+            for n in range(args.hours)
+        ]
+        with local_stack(registry, ARCHIVE):
+            warehouse = DuckDBWarehouse(path=str(db))
+            deliverer = Deliverer(
+                warehouse, relations, GcsArchive(bucket=ARCHIVE), S3Deliveries(), signer,
+                crypto.load_cert((keys / "audit.pub").read_text(), "audit"),
+            )  # fmt: skip
+            public = dict.fromkeys(ids, (keys / "business.pub").read_text())
+            started = time.perf_counter()
+            for window in windows:
+                for business, outcome in deliver_many(
+                    deliverer, registry.businesses, public, Window(window.start, window.end), "bench", 8
+                ):
+                    if isinstance(outcome, Exception):
+                        raise SystemExit(f"{business.id}: {outcome}")
+            delivering = time.perf_counter() - started
+            certifier = Certifier(
+                warehouse, relations, GcsArchive(bucket=ARCHIVE), S3Deliveries(), signing_cert
+            )
+            started = time.perf_counter()
+            verdicts = [v for b in registry.businesses for v in certifier.certify(b, windows)]
+            certifying = time.perf_counter() - started
+    certified = sum(v.ok for v in verdicts)
+    print(f"delivered {args.businesses} businesses x {args.hours} hourly windows in {delivering:.1f}s")
+    per_business = certifying / args.businesses
+    print(f"delivered check over {args.hours} windows x {args.businesses} businesses: {certifying:.1f}s")
+    print(f"  {per_business:.2f}s per business; {certified} of {len(verdicts)} windows certified")
+
+
+if __name__ == "__main__":
+    main()
