@@ -10,7 +10,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 # Demo only: the platform holds the audit secret key so the tenant isolation check can sample.
 export S3_SHARING_AUDIT_SECRET_KEY_FILE ?= $(CURDIR)/.local/keys/audit.sec
 
-.PHONY: install prepare demo test lint dev clean
+.PHONY: install prepare demo test lint dev endpoints clean
 
 $(VENV)/.installed: pyproject.toml
 	command -v gpg >/dev/null || (apt-get update -q && apt-get install -y -q gnupg)
@@ -45,6 +45,10 @@ lint: install
 ## dev: the Dagster UI (with the daemon, for schedules, sensors and backfills)
 dev: prepare $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml
+
+## endpoints: local S3/STS/IAM/KMS and GCS until Ctrl-C; other shells `source .local/endpoints.env`
+endpoints: prepare
+	$(BIN)/s3-sharing endpoints
 
 clean:
 	rm -rf .local dbt_project/target dbt_project/logs

@@ -1,11 +1,15 @@
 """``s3-sharing``: the runbook commands, usable from any terminal."""
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import dagster as dg
 
@@ -15,6 +19,7 @@ from s3_sharing.datasets import SOURCES
 from s3_sharing.dbt_models import dbt_project, load_manifest, model_relation, prepare
 from s3_sharing.deliveries import cadence_partitions
 from s3_sharing.layout import Cadence
+from s3_sharing.local_endpoints import write_env_file
 from s3_sharing.location import HOURLY_MARTS_JOB, REFERENCE_MODELS_JOB, build_definitions
 from s3_sharing.partitions import (
     PartitionKeyError,
@@ -222,6 +227,25 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if failing else 0
 
 
+def cmd_endpoints(settings: Settings, args: argparse.Namespace) -> int:
+    """Run local S3/STS/IAM/KMS and GCS for the registry until interrupted (for `make dev`)."""
+    registry = read_registry(settings.registry_path)
+    env_file = Path(args.env_file)
+    with runbook.local_stack(registry, settings.archive_bucket) as endpoints:
+        env_file.parent.mkdir(parents=True, exist_ok=True)
+        write_env_file(env_file, endpoints.environment())
+        env_file.chmod(0o600)
+        print(f"local S3/STS/IAM/KMS at {endpoints.aws_url}, GCS at {endpoints.gcs_url}")
+        print(f"environment for other processes: source {env_file}   (Ctrl-C stops both)", flush=True)
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()
+    env_file.unlink(missing_ok=True)
+    print("local endpoints stopped")
+    return 0
+
+
 def _range_arguments(parser: argparse.ArgumentParser, last_hours: int) -> None:
     parser.add_argument("--last-hours", type=int, default=last_hours, help="the most recent complete hours")
     parser.add_argument("--from", dest="partition_from", help="first hour, e.g. 2026-01-01-00:00")
@@ -264,6 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
     _range_arguments(verify, last_hours=48)
     verify.add_argument("--deep", action="store_true", help="also compare each S3 object's SHA-256")
     verify.set_defaults(run=cmd_verify)
+
+    endpoints = commands.add_parser("endpoints", help="run local S3/STS/IAM/KMS and GCS until interrupted")
+    endpoints.add_argument("--env-file", default=str(LOCAL_DIR / "endpoints.env"))
+    endpoints.set_defaults(run=cmd_endpoints)
 
     demo = commands.add_parser("demo", help="generate a demo day and materialize it")
     demo.add_argument("--seed", type=int, default=7)

@@ -267,3 +267,41 @@ def test_an_expired_business_key_blocks_its_delivery(built, keys, tmp_path, monk
         assert "business 'acme'" in failure.step_failure_data.error.message
         assert "expired on 2020-01-02" in failure.step_failure_data.error.message
         assert not bucket_objects(stack, "acme-bucket")
+
+
+def test_the_endpoints_command_serves_until_stopped(settings, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env_file = tmp_path / "endpoints.env"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "s3_sharing.cli", "endpoints", "--env-file", str(env_file)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not env_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        variables = dict(
+            line.removeprefix("export ").split("=", 1) for line in env_file.read_text().splitlines()
+        )
+        assert variables["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
+        assert variables["STORAGE_EMULATOR_HOST"].startswith("http://127.0.0.1:")
+        assert oct(env_file.stat().st_mode & 0o777) == "0o600"
+        session = boto3.session.Session(
+            aws_access_key_id=variables["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=variables["AWS_SECRET_ACCESS_KEY"],
+            region_name="eu-west-1",
+        )
+        sts = session.client("sts", endpoint_url=variables["AWS_ENDPOINT_URL"])
+        assert sts.get_caller_identity()["Arn"].endswith(":user/s3-sharing-platform")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0 and "local endpoints stopped" in output
+    assert not env_file.exists()
+    assert os.environ.get("AWS_ENDPOINT_URL") is None
