@@ -38,7 +38,8 @@ DEMO_SCALE = {"businesses": 6, "users_per_business": 50, "events_per_hour": 120,
 
 def _instance() -> dg.DagsterInstance:
     """The persistent instance when DAGSTER_HOME is set (runs then show in the UI)."""
-    if os.environ.get("DAGSTER_HOME"):
+    if home := os.environ.get("DAGSTER_HOME"):
+        Path(home).mkdir(parents=True, exist_ok=True)
         return dg.DagsterInstance.get()
     print("DAGSTER_HOME is not set: runs are not recorded (set it to see them in the UI)")
     return dg.DagsterInstance.ephemeral()

@@ -111,7 +111,7 @@ def settings(
     }
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
-    for name in ("S3_SHARING_DBT_TARGET", "S3_SHARING_SIGNING_KEY_PASSPHRASE"):
+    for name in ("S3_SHARING_DBT_TARGET", "S3_SHARING_SIGNING_KEY_PASSPHRASE", "DAGSTER_HOME"):
         monkeypatch.delenv(name, raising=False)
     datagen.generate(path, TINY)
     return Settings.from_env()

@@ -176,3 +176,12 @@ def test_dbt_parse_for_the_prod_bigquery_target_succeeds_offline(tmp_path):
     assert fi_data["incremental_strategy"] == "merge"
     assert fi_data["partition_by"] == {"field": "updated_at", "data_type": "timestamp", "granularity": "day"}
     assert fi_data["cluster_by"] == ["business_id", "user_id"]
+
+
+def test_cli_creates_a_missing_dagster_home(settings, tmp_path, monkeypatch):
+    home = tmp_path / "fresh" / "dagster_home"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    assert cli.main(["materialize", "--from", "2026-01-01-09:00"]) == 0
+    assert home.is_dir()
+    with dg.DagsterInstance.get() as instance:
+        assert instance.get_materialized_partitions(dg.AssetKey(["marts", "fi_data"])) == {"2026-01-01-09:00"}
