@@ -29,7 +29,6 @@ DEFAULT_TEMPLATES = {
     Cadence.DAILY: "{date}/{user_id}/{dataset}.csv.pgp",
     Cadence.WEEKLY: "{date}/{user_id}/{dataset}.csv.pgp",
 }
-PER_DATASET_TEMPLATE = "{dataset}/{date}/{hour}/{dataset}_{window}.csv.pgp"
 
 
 class LayoutError(ValueError):

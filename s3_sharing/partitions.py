@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -30,12 +30,6 @@ def parse_hourly_key(key: str) -> datetime:
 
 def hourly_key(start: datetime) -> str:
     return start.astimezone(UTC).strftime(HOURLY_KEY_FORMAT)
-
-
-def hourly_keys(start: datetime, end: datetime) -> list[str]:
-    """Keys of the hours in the half-open window [start, end)."""
-    hours = int((end - start) / timedelta(hours=1))
-    return [hourly_key(start + timedelta(hours=n)) for n in range(hours)]
 
 
 def require_partition(partitions: dg.PartitionsDefinition, key: str) -> None:

@@ -4,7 +4,6 @@ import pytest
 
 from s3_sharing.layout import (
     DEFAULT_TEMPLATES,
-    PER_DATASET_TEMPLATE,
     Cadence,
     Layout,
     LayoutError,
@@ -22,7 +21,7 @@ def test_seed_000_layout_is_date_user_dataset():
 
 
 def test_seed_001_per_data_set_layout():
-    layout = Layout(PER_DATASET_TEMPLATE).validate(Cadence.HOURLY)
+    layout = Layout("{dataset}/{date}/{hour}/{dataset}_{window}.csv.pgp").validate(Cadence.HOURLY)
     assert not layout.per_user
     assert layout.key(dataset="PAYMENTS", start=START, business_id="acme") == (
         "PAYMENTS/2026-03-09/07/PAYMENTS_20260309T0700Z.csv.pgp"
