@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from deliver import ARCHIVE, START, business_ids, entry, make_keys  # noqa: E402
+from deliver import ARCHIVE, START, business_ids, entry, make_keys, stop_gpg_agent  # noqa: E402
 
 from s3_sharing import crypto  # noqa: E402
 from s3_sharing.certification import Certifier, PartitionWindow  # noqa: E402
@@ -55,9 +55,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="s3-sharing-certify-") as tmp:
         work = Path(tmp)
-        keys = work / "keys"
-        keys.mkdir()
-        make_keys(keys)
+        keys = make_keys(work)
         db = work / "certify.duckdb"
         make_data(db, args.businesses, args.hours, args.rows_per_hour)
         ids = business_ids(args.businesses)
@@ -89,6 +87,7 @@ def main() -> None:
             started = time.perf_counter()
             verdicts = [v for b in registry.businesses for v in certifier.certify(b, windows)]
             certifying = time.perf_counter() - started
+        stop_gpg_agent(keys)
     certified = sum(v.ok for v in verdicts)
     print(f"delivered {args.businesses} businesses x {args.hours} hourly windows in {delivering:.1f}s")
     per_business = certifying / args.businesses

@@ -231,7 +231,10 @@ def time_definitions(keys: Path, db: Path, work: Path, count: int = 1000) -> tup
     return build, total
 
 
-def make_keys(directory: Path) -> None:
+def make_keys(work: Path) -> Path:
+    """Business, audit and platform keys (GnuPG), and a GnuPG home for the baselines."""
+    directory = work / "keys"
+    directory.mkdir()
     for name in ("business", "audit", "platform"):
         pair = generate_key_pair(directory, name)
         for path in (pair.public, pair.secret):
@@ -241,6 +244,13 @@ def make_keys(directory: Path) -> None:
     for name in ("business.pub", "audit.pub", "platform.sec"):
         subprocess.run(["gpg", "--homedir", str(home), "--batch", "--import", str(directory / name)],
                        check=True, capture_output=True)  # fmt: skip
+    return directory
+
+
+def stop_gpg_agent(keys: Path) -> None:
+    subprocess.run(
+        ["gpgconf", "--homedir", str(keys / "gnupg"), "--kill", "gpg-agent"], capture_output=True, check=False
+    )
 
 
 HEADER = (
@@ -281,15 +291,14 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="s3-sharing-bench-") as tmp:
         work = Path(tmp)
-        keys = work / "keys"
-        keys.mkdir()
-        make_keys(keys)
+        keys = make_keys(work)
         db = work / "bench.duckdb"
         make_data(db, args.rows, args.businesses, users=args.users)
         if "compare" in args.stages:
             compare(args, db, keys)
         if "per-user" in args.stages:
             per_user(args, work, keys)
+        stop_gpg_agent(keys)
         if "definitions" in args.stages:
             build, total = time_definitions(keys, db, work)
             print(f"\ndefinitions (1,000 businesses): build {build:.2f}s, process {total:.2f}s (target < 3s)")
