@@ -127,6 +127,7 @@ def cmd_materialize(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     """A demo day end to end: data, dbt, deliveries to local S3 and GCS, and a summary."""
     end = datagen.current_hour()
+    settings.duckdb_path.unlink(missing_ok=True)  # a fresh warehouse: no marts left from an earlier demo
     counts = datagen.generate(settings.duckdb_path, datagen.Scale(end=end, seed=args.seed, **DEMO_SCALE))
     businesses = DEMO_SCALE["businesses"]
     print(f"generated {sum(counts.values()):,} rows, {businesses} businesses, in {settings.duckdb_path}")
