@@ -175,7 +175,9 @@ class Deliverer:
         body = self.archive.read(f"{business_id}/{window_manifest}")
         return None if body is None else [f.key for f in Manifest.from_bytes(body).files]
 
-    def _batches(self, business: Business, dataset: Dataset, window: Window) -> Iterator[pa.RecordBatch]:
+    def _batches(
+        self, business: Business, dataset: Dataset, window: Window, per_user: bool
+    ) -> Iterator[pa.RecordBatch]:
         source = SOURCES[dataset]
         query = WindowQuery(
             relation=self.relations[dataset],
@@ -184,7 +186,7 @@ class Deliverer:
             end=window.end,
             equals=(("business_id", business.id),),
             # Only a per-user layout needs the rows grouped by user; sorting costs time and memory.
-            order_by=("user_id", source.key_column) if business.object_layout().per_user else (),
+            order_by=("user_id", source.key_column) if per_user else (),
         )
         for batch in self.warehouse.stream(query, batch_rows=self.batch_rows):
             if batch.num_rows and not pc.all(pc.equal(batch.column("business_id"), business.id)).as_py():
@@ -226,7 +228,7 @@ class Deliverer:
                 shipping.append(pool.submit(ship, plain, current_user))
 
         with ThreadPoolExecutor(max_workers=self.upload_concurrency) as pool:
-            for batch in self._batches(business, dataset, window):
+            for batch in self._batches(business, dataset, window, layout.per_user):
                 pieces = runs_of(batch, "user_id") if layout.per_user else [(None, batch)]
                 for user, piece in pieces:
                     if writer is None or (layout.per_user and user != current_user):

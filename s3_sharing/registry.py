@@ -28,6 +28,11 @@ _BUCKET_ARN = re.compile(r"^arn:aws:s3:::([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])$")
 _ROLE_ARN = re.compile(r"^arn:aws:iam::\d{12}:role/[\w+=,.@/-]{1,128}$")
 _KMS_ARN = re.compile(r"^arn:aws:kms:[a-z0-9-]+:\d{12}:(key|alias)/[\w/-]+$")
 _PREFIX = re.compile(r"^([A-Za-z0-9_.=-]+/)*$")
+_DESTINATION_FORMATS = {
+    "bucket_arn": (_BUCKET_ARN, "is not an S3 bucket ARN (arn:aws:s3:::<bucket>)"),
+    "role_arn": (_ROLE_ARN, "is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)"),
+    "prefix": (_PREFIX, "must be empty or folders ending in '/', like 'shared/s3_sharing/'"),
+}
 
 
 class RegistryError(ValueError):
@@ -61,25 +66,12 @@ class Destination(_Strict):
     external_id: str | None = Field(default=None, min_length=2, max_length=1224)
     sse: ServerSideEncryption = ServerSideEncryption()
 
-    @field_validator("bucket_arn")
+    @field_validator("bucket_arn", "role_arn", "prefix")
     @classmethod
-    def _bucket_arn(cls, value: str) -> str:
-        if not _BUCKET_ARN.match(value):
-            raise ValueError(f"{value!r} is not an S3 bucket ARN (arn:aws:s3:::<bucket>)")
-        return value
-
-    @field_validator("role_arn")
-    @classmethod
-    def _role_arn(cls, value: str) -> str:
-        if not _ROLE_ARN.match(value):
-            raise ValueError(f"{value!r} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
-        return value
-
-    @field_validator("prefix")
-    @classmethod
-    def _prefix(cls, value: str) -> str:
-        if not _PREFIX.match(value):
-            raise ValueError(f"{value!r} must be empty or folders ending in '/', like 'shared/s3_sharing/'")
+    def _well_formed(cls, value: str, info: ValidationInfo) -> str:
+        pattern, expected = _DESTINATION_FORMATS[info.field_name]
+        if not pattern.match(value):
+            raise ValueError(f"{value!r} {expected}")
         return value
 
     @property

@@ -136,9 +136,10 @@ def verify(
 ) -> list[Verdict]:
     """Certify every window of the chosen (default: active) businesses that lies inside [start, end)."""
     registry = read_registry(settings.registry_path)
-    manifest = load_manifest(dbt_project(settings))
+    project = dbt_project(settings)
+    manifest = load_manifest(project)
     relations = {d: model_relation(manifest, s.model) for d, s in SOURCES.items()}
-    with dg.build_resources(build_resources(settings, dbt_project(settings))) as resources:
+    with dg.build_resources(build_resources(settings, project)) as resources:
         _, signing_cert = resources.keys.signing_key()
         certifier = Certifier(
             resources.warehouse, relations, resources.archive, resources.s3, signing_cert, deep=deep
