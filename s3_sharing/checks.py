@@ -1,11 +1,18 @@
 """Asset checks on each business's delivery asset: ``delivered``, ``keys_valid``, ``tenant_isolation``.
 
 Partitioned asset checks are a preview in Dagster 1.13, and a single-run backfill records a check
-evaluation without a partition. So ``delivered`` is not partitioned: every evaluation certifies
-each window of a look-back (48 hourly, 14 daily or 8 weekly windows, ending at the run's
-partition or at the latest complete window; the whole history on demand) and names every
-missing or mismatched partition in its metadata. However a run was launched, the answer covers
-each partition.
+evaluation without a partition. So ``delivered`` is not partitioned: each evaluation certifies a
+set of windows and names every missing or mismatched partition in its metadata.
+
+- In a delivery run, the windows that run delivered (its partition, or its range). Not the ones
+  before it: during a backfill those are being delivered by sibling runs at the same moment, and
+  a check that failed on them would raise false alarms.
+- In ``certify_deliveries_job`` (scheduled every hour, or launched with config), a look-back of
+  48 hourly, 14 daily or 8 weekly windows ending at the latest complete window; the whole history
+  on demand. This is what catches a gap, a deleted object or a late row in an earlier window.
+
+Under ``dagster dev``, Dagster 1.13 also records a *planned* evaluation for the run's partition,
+which it shows as skipped beside the real (unpartitioned) one.
 """
 
 import csv
@@ -39,7 +46,7 @@ class CertificationConfig(dg.Config):
     lookback: int | None = None
     """Windows to certify, ending at ``last``; default 48 hourly, 14 daily, 8 weekly."""
     last: str | None = None
-    """Last partition to certify; default the run's partition, else the latest complete one."""
+    """Last partition to certify; default the latest complete one."""
     full_history: bool = False
     deep: bool = False
     """Also compare each S3 object's SHA-256 (one HEAD per file) instead of its size only."""
@@ -213,9 +220,17 @@ class _Evaluation:
         return {u for batch in self.warehouse.stream(query) for u in batch.column(0).to_pylist()}
 
 
-def _run_partition(context: dg.AssetCheckExecutionContext) -> str | None:
-    tags = context.run.tags
-    return tags.get("dagster/partition") or tags.get("dagster/asset_partition_range_end")
+def run_windows(
+    tags: Mapping[str, str], partitions: dg.TimeWindowPartitionsDefinition
+) -> list[PartitionWindow] | None:
+    """The windows a partitioned run delivered (its partition or its range); None when unpartitioned."""
+    first = tags.get("dagster/partition") or tags.get("dagster/asset_partition_range_start")
+    last = tags.get("dagster/partition") or tags.get("dagster/asset_partition_range_end")
+    if not first or not last:
+        return None
+    keys = partitions.get_partition_keys_in_range(dg.PartitionKeyRange(first, last))
+    windows = [partitions.time_window_for_partition_key(k) for k in keys]
+    return [PartitionWindow(k, w.start, w.end) for k, w in zip(keys, windows, strict=True)]
 
 
 def build_delivery_checks(
@@ -262,11 +277,9 @@ def build_delivery_checks(
         keys: PlatformKeys,
     ) -> Iterator[dg.AssetCheckResult]:
         evaluation = _Evaluation(config, warehouse, archive, s3, keys, relations, users)
-        windows = lookback_windows(
-            partitions,
-            config.last or _run_partition(context),
-            config.lookback or DEFAULT_LOOKBACK[cadence],
-            config.full_history,
+        configured = config.lookback or config.last or config.full_history
+        windows = (None if configured else run_windows(context.run.tags, partitions)) or lookback_windows(
+            partitions, config.last, config.lookback or DEFAULT_LOOKBACK[cadence], config.full_history
         )
         for check in sorted(context.selected_asset_check_keys, key=lambda k: (k.asset_key.path, k.name)):
             business = by_id[check.asset_key.path[-1]]

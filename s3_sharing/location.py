@@ -54,6 +54,16 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         )
         for c, assets in zip(cadences, deliveries, strict=True)
     }
+    certify_job = (
+        dg.define_asset_job(
+            CERTIFY_JOB,
+            selection=dg.AssetSelection.checks(*checks),
+            description="Certify the look-back of every business (scheduled hourly; on demand: set "
+            "lookback, last or full_history).",
+        )
+        if checks
+        else None
+    )
     jobs = [
         dg.define_asset_job(
             HOURLY_MARTS_JOB,
@@ -67,23 +77,13 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         ),
         *delivery_jobs.values(),
         *sharing_jobs.values(),
-        *(
-            [
-                dg.define_asset_job(
-                    CERTIFY_JOB,
-                    selection=dg.AssetSelection.checks(*checks),
-                    description="Run the delivery checks on demand (set lookback, last or full_history).",
-                )
-            ]
-            if checks
-            else []
-        ),
+        *([certify_job] if certify_job else []),
     ]
     return dg.Definitions(
         assets=[*dbt.all(), *deliveries],
         asset_checks=checks,
         jobs=jobs,
-        schedules=build_schedules(sharing_jobs, settings.schedule_minute),
+        schedules=build_schedules(sharing_jobs, settings.schedule_minute, certify_job),
         sensors=[
             build_watchdog(active, windows, delivery_jobs, relations),
             check_failure_alerts,

@@ -40,13 +40,18 @@ def build_sharing_jobs(
     return jobs
 
 
-def build_schedules(jobs: Mapping[Cadence, Any], minute_offset: int) -> list[Any]:
+CERTIFY_SCHEDULE = "certification_schedule"
+
+
+def build_schedules(jobs: Mapping[Cadence, Any], minute_offset: int, certify_job: Any | None) -> list[Any]:
+    """The sharing schedules, and the hourly certification of every look-back half an hour after
+    the hourly delivery (so a window's delivery has had time to finish)."""
     when = {
         Cadence.HOURLY: {"minute_of_hour": minute_offset},
         Cadence.DAILY: {"hour_of_day": 0, "minute_of_hour": minute_offset},
         Cadence.WEEKLY: {"day_of_week": 1, "hour_of_day": 0, "minute_of_hour": minute_offset},
     }
-    return [
+    schedules = [
         dg.build_schedule_from_partitioned_job(
             job,
             name=f"{cadence}_sharing_schedule",
@@ -55,3 +60,14 @@ def build_schedules(jobs: Mapping[Cadence, Any], minute_offset: int) -> list[Any
         )
         for cadence, job in jobs.items()
     ]
+    if certify_job is not None:
+        schedules.append(
+            dg.ScheduleDefinition(
+                name=CERTIFY_SCHEDULE,
+                job=certify_job,
+                cron_schedule=f"{(minute_offset + 30) % 60} * * * *",
+                execution_timezone="UTC",
+                default_status=dg.DefaultScheduleStatus.RUNNING,
+            )
+        )
+    return schedules

@@ -8,6 +8,7 @@ import duckdb
 import pytest
 
 from s3_sharing import cli, sensors
+from s3_sharing.checks import run_windows
 from s3_sharing.dbt_models import dbt_project
 from s3_sharing.location import CERTIFY_JOB, build_definitions
 from s3_sharing.notify import Notifier
@@ -136,6 +137,43 @@ def test_tenant_isolation_samples_the_latest_delivery_with_the_audit_key(built, 
     check = certify(built, lookback=1)[("acme", "tenant_isolation")]
     assert check.passed, check.metadata
     assert meta(check, "sampled_files") and meta(check, "foreign_rows") == []
+
+
+def test_in_a_delivery_run_delivered_certifies_the_windows_that_run_delivered(built, stack):
+    """Earlier windows with rows are still undelivered (as during a backfill, when sibling runs
+    deliver them at the same time): the run's own check must not fail on them; the scheduled
+    look-back certification does."""
+    defs = build_definitions(built)
+    result = defs.resolve_job_def("hourly_deliveries_job").execute_in_process(
+        partition_key=HOUR, asset_selection=[dg.AssetKey(["deliveries", "acme"])], raise_on_error=False
+    )
+    (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "delivered"]
+    assert evaluation.passed and meta(evaluation, "delivered") == 1
+    lookback = certify(built, lookback=3)[("acme", "delivered")]
+    assert not lookback.passed
+    assert meta(lookback, "missing") == ["2026-01-01-03:00", "2026-01-01-04:00"]
+
+
+def test_run_windows_follow_the_run_partition_or_range():
+    partitions = dg.HourlyPartitionsDefinition(start_date="2026-01-01-00:00", fmt="%Y-%m-%d-%H:%M")
+    assert [w.key for w in run_windows({"dagster/partition": HOUR}, partitions)] == [HOUR]
+    ranged = {
+        "dagster/asset_partition_range_start": "2026-01-01-02:00",
+        "dagster/asset_partition_range_end": "2026-01-01-04:00",
+    }
+    assert [w.key for w in run_windows(ranged, partitions)] == [
+        "2026-01-01-02:00",
+        "2026-01-01-03:00",
+        "2026-01-01-04:00",
+    ]
+    assert run_windows({}, partitions) is None
+
+
+def test_the_certification_schedule_certifies_every_look_back_each_hour(settings):
+    definition = build_definitions(settings).resolve_schedule_def("certification_schedule")
+    assert definition.cron_schedule == "40 * * * *"
+    assert definition.job_name == CERTIFY_JOB
+    assert definition.default_status == dg.DefaultScheduleStatus.RUNNING
 
 
 @pytest.mark.parametrize(
