@@ -4,23 +4,29 @@ import argparse
 import contextlib
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import boto3
 import dagster as dg
+from botocore.exceptions import BotoCoreError, ClientError
 
 from s3_sharing import datagen, runbook
 from s3_sharing.certification import STATUSES
+from s3_sharing.dagster_dev import dagster_dev
 from s3_sharing.datasets import SOURCES
 from s3_sharing.dbt_models import dbt_project, load_manifest, model_relation, prepare
 from s3_sharing.deliveries import cadence_partitions
+from s3_sharing.destinations import S3Deliveries
 from s3_sharing.layout import Cadence
-from s3_sharing.local_endpoints import write_env_file
+from s3_sharing.local_endpoints import LocalEndpoints, write_env_file
 from s3_sharing.location import HOURLY_MARTS_JOB, REFERENCE_MODELS_JOB, build_definitions
+from s3_sharing.onboarding import onboarding_pack, verify_access
 from s3_sharing.partitions import (
     PartitionKeyError,
     hourly_key,
@@ -28,7 +34,7 @@ from s3_sharing.partitions import (
     parse_hourly_key,
     require_partition,
 )
-from s3_sharing.registry import RegistryError, read_registry
+from s3_sharing.registry import Business, RegistryError, read_registry
 from s3_sharing.settings import LOCAL_DIR, Settings, SettingsError
 from s3_sharing.warehouse import DuckDBWarehouse, WindowQuery
 
@@ -156,8 +162,44 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
         verdicts = runbook.verify(settings, first_day, end.replace(tzinfo=UTC))
         _print_verdicts(verdicts)
         print(f"verify: {sum(v.ok for v in verdicts)} of {len(verdicts)} windows certified")
-    print("next: `make dev` opens the Dagster UI on these runs")
+        if args.ui:
+            serve_ui(endpoints, Path(args.env_file), args.port)
+        else:
+            print("next: `make dev` runs this demo again and keeps it open in the Dagster UI")
     return 0 if not any(o.failed for o in outcomes) else 1
+
+
+def serve_ui(endpoints: LocalEndpoints, env_file: Path, port: int) -> None:
+    """``dagster dev`` on this instance and these endpoints, until Ctrl-C."""
+    home = Path(os.environ.get("DAGSTER_HOME") or LOCAL_DIR / "dagster_home")
+    with _published(endpoints, env_file), dagster_dev(home, endpoints.environment(), port) as ui:
+        ui.wait_until_loaded()
+        ui.skip_welcome()
+        print(f"\nDagster UI: {ui.url}   (Ctrl-C stops it and the local endpoints)", flush=True)
+        _wait_for_interrupt(ui.process)
+
+
+@contextlib.contextmanager
+def _published(endpoints: LocalEndpoints, env_file: Path) -> Iterator[None]:
+    """The endpoints' environment in a file (0600) other shells can source, while they run."""
+    env_file.parent.mkdir(parents=True, exist_ok=True)
+    write_env_file(env_file, endpoints.environment())
+    env_file.chmod(0o600)
+    print(f"environment for other shells: source {env_file}", flush=True)
+    try:
+        yield
+    finally:
+        env_file.unlink(missing_ok=True)
+
+
+def _wait_for_interrupt(process: subprocess.Popen[bytes] | None = None) -> None:
+    """Until Ctrl-C, SIGTERM, or the process ends."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        while not stop.wait(1):
+            if process is not None and process.poll() is not None:
+                return
 
 
 def complete_partitions(cadence: Cadence, partition_start: str, start: datetime, end: datetime) -> list[str]:
@@ -232,20 +274,54 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_endpoints(settings: Settings, args: argparse.Namespace) -> int:
     """Run local S3/STS/IAM/KMS and GCS for the registry until interrupted (for `make dev`)."""
     registry = read_registry(settings.registry_path)
-    env_file = Path(args.env_file)
-    with runbook.local_stack(registry, settings.archive_bucket) as endpoints:
-        env_file.parent.mkdir(parents=True, exist_ok=True)
-        write_env_file(env_file, endpoints.environment())
-        env_file.chmod(0o600)
-        print(f"local S3/STS/IAM/KMS at {endpoints.aws_url}, GCS at {endpoints.gcs_url}")
-        print(f"environment for other processes: source {env_file}   (Ctrl-C stops both)", flush=True)
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        with contextlib.suppress(KeyboardInterrupt):
-            stop.wait()
-    env_file.unlink(missing_ok=True)
+    with (
+        runbook.local_stack(registry, settings.archive_bucket) as endpoints,
+        _published(endpoints, Path(args.env_file)),
+    ):
+        print(f"local S3/STS/IAM/KMS at {endpoints.aws_url}, GCS at {endpoints.gcs_url} (Ctrl-C stops both)")
+        _wait_for_interrupt()
     print("local endpoints stopped")
     return 0
+
+
+def cmd_onboard(settings: Settings, args: argparse.Namespace) -> int:
+    """What to give the business and what it must give: role ARN, policies, checklist."""
+    business = _business(settings, args.business)
+    print(onboarding_pack(business, args.platform_principal or _caller_principal()))
+    return 0
+
+
+def _caller_principal() -> str:
+    """The IAM principal of the platform's current credentials (an assumed role's role ARN)."""
+    try:
+        arn = boto3.session.Session().client("sts").get_caller_identity()["Arn"]
+    except (BotoCoreError, ClientError) as error:
+        raise SettingsError(
+            f"cannot find the platform's AWS identity ({error}): pass --platform-principal ARN"
+        ) from None
+    if ":assumed-role/" in arn:  # arn:aws:sts::<account>:assumed-role/<role>/<session>
+        account, role = arn.split(":")[4], arn.split("/")[1]
+        return f"arn:aws:iam::{account}:role/{role}"
+    return arn
+
+
+def cmd_verify_access(settings: Settings, args: argparse.Namespace) -> int:
+    """Check the connection as a delivery uses it; each failure says what is missing, on what."""
+    business = _business(settings, args.business)
+    steps = verify_access(business, S3Deliveries())
+    for step in steps:
+        print(step.line())
+    ok = all(step.ok for step in steps)
+    print(f"verify-access {business.id}: {'connection OK' if ok else 'connection NOT ready'}")
+    return 0 if ok else 1
+
+
+def _business(settings: Settings, business_id: str) -> Business:
+    registry = read_registry(settings.registry_path)
+    try:
+        return registry.get(business_id)
+    except KeyError:
+        raise RegistryError(f"{settings.registry_path}: no business {business_id!r}") from None
 
 
 def _range_arguments(parser: argparse.ArgumentParser, last_hours: int) -> None:
@@ -295,9 +371,23 @@ def build_parser() -> argparse.ArgumentParser:
     endpoints.add_argument("--env-file", default=str(LOCAL_DIR / "endpoints.env"))
     endpoints.set_defaults(run=cmd_endpoints)
 
-    demo = commands.add_parser("demo", help="generate a demo day and materialize it")
+    demo = commands.add_parser("demo", help="a demo day end to end, with a summary")
     demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--ui", action="store_true", help="then keep it open in the Dagster UI until Ctrl-C")
+    demo.add_argument("--port", type=int, default=3000, help="the Dagster UI's port (with --ui)")
+    demo.add_argument("--env-file", default=str(LOCAL_DIR / "endpoints.env"))
     demo.set_defaults(run=cmd_demo)
+
+    onboard = commands.add_parser("onboard", help="what to exchange with a business, and a checklist")
+    onboard.add_argument("business", help="a business id of the registry")
+    onboard.add_argument(
+        "--platform-principal", help="the IAM principal that assumes delivery roles (default: current)"
+    )
+    onboard.set_defaults(run=cmd_onboard)
+
+    access = commands.add_parser("verify-access", help="check a business's bucket, role and encryption")
+    access.add_argument("business", help="a business id of the registry")
+    access.set_defaults(run=cmd_verify_access)
     return parser
 
 

@@ -28,6 +28,11 @@ MiB = 1024 * 1024
 class DestinationError(RuntimeError):
     """A destination refused or failed a write; the message says which business and what."""
 
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        """The AWS error code (``AccessDenied``, ``NoSuchBucket``, ``KMS.NotFoundException``...)."""
+
 
 class GcsArchive(dg.ConfigurableResource):
     """The platform's audit archive: a copy of every file and manifest, per business."""
@@ -158,6 +163,12 @@ class BucketWriter:
                     found[item["Key"].removeprefix(self.destination.prefix)] = int(item["Size"])
         return found
 
+    def encryption(self, key: str) -> tuple[str | None, str | None]:
+        """How S3 encrypted an object at rest: (``ServerSideEncryption``, ``SSEKMSKeyId``)."""
+        with _explained(self.business_id, f"checking {self.uri(key)}"):
+            head = self.client.head_object(Bucket=self.destination.bucket, Key=self.destination.prefix + key)
+        return head.get("ServerSideEncryption"), head.get("SSEKMSKeyId")
+
     def sha256(self, key: str) -> str | None:
         """The SHA-256 (hex) S3 computed on arrival; None for multipart (composite) checksums."""
         with _explained(self.business_id, f"checking {self.uri(key)}"):
@@ -217,6 +228,6 @@ def _explained(business_id: str, action: str) -> Iterator[None]:
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "Error")
         message = error.response.get("Error", {}).get("Message", "")
-        raise DestinationError(f"business {business_id!r}: {action}: {code}: {message}") from None
+        raise DestinationError(f"business {business_id!r}: {action}: {code}: {message}", code) from None
     except S3UploadFailedError as error:
         raise DestinationError(f"business {business_id!r}: {action}: {error}") from None

@@ -46,7 +46,8 @@ def delivery_role_policy(bucket: str, prefix: str, kms_key_arn: str | None) -> d
             {
                 "Sid": "EncryptWithBusinessKey",
                 "Effect": "Allow",
-                "Action": ["kms:GenerateDataKey", "kms:Encrypt"],
+                # Decrypt: S3 needs it to complete multipart uploads and to return what we read back.
+                "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
                 "Resource": kms_key_arn,
             }
         )

@@ -80,7 +80,7 @@ def test_kms_statement_names_only_the_business_key():
     policy = delivery_role_policy("b", "", "arn:aws:kms:eu-west-1:123456789012:key/abc")
     kms = policy["Statement"][-1]
     assert kms["Resource"] == "arn:aws:kms:eu-west-1:123456789012:key/abc"
-    assert set(kms["Action"]) == {"kms:GenerateDataKey", "kms:Encrypt"}
+    assert set(kms["Action"]) == {"kms:GenerateDataKey", "kms:Decrypt"}
 
 
 @pytest.mark.parametrize("external_id", [None, "ext-123"])

@@ -1,0 +1,240 @@
+"""Onboarding a business: what each side gives the other (seed 000), and checking the connection
+the way a customer's "Connect" button would (seed 002).
+
+Seed 000's model: *we* own one delivery role per business and give the business its ARN; the
+business adds that role to its bucket policy (and, with SSE-KMS, to its key policy).
+"""
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from s3_sharing.destinations import BucketWriter, DestinationError, S3Deliveries
+from s3_sharing.iam import (
+    POLICY_VERSION,
+    bucket_arn,
+    delivery_role_policy,
+    delivery_role_trust_policy,
+    prefix_objects_arn,
+)
+from s3_sharing.layout import manifest_key
+from s3_sharing.registry import Business, Destination
+
+PROBE_PREFIX = "_s3_sharing_probe/"
+EXAMPLE_WINDOW = datetime(2026, 1, 1, 9, tzinfo=UTC)
+
+
+def bucket_policy(destination: Destination) -> dict[str, Any]:
+    """The statements the business adds to its bucket policy: our role may write (with the
+    bucket-owner-full-control ACL and the agreed encryption), replace and remove objects under its
+    prefix, read them back for certification, and list that prefix. Nothing else, nowhere else."""
+    principal = {"AWS": destination.role_arn}
+    objects = prefix_objects_arn(destination.bucket, destination.prefix)
+    put_conditions = {
+        "StringEquals": {
+            "s3:x-amz-acl": "bucket-owner-full-control",
+            "s3:x-amz-server-side-encryption": destination.sse.mode,
+        }
+    }
+    return {
+        "Version": POLICY_VERSION,
+        "Statement": [
+            {
+                "Sid": "S3SharingDeliver",
+                "Effect": "Allow",
+                "Principal": principal,
+                "Action": ["s3:PutObject", "s3:PutObjectAcl"],
+                "Resource": objects,
+                "Condition": put_conditions,
+            },
+            {
+                "Sid": "S3SharingReplaceAndCertify",
+                "Effect": "Allow",
+                "Principal": principal,
+                "Action": ["s3:DeleteObject", "s3:AbortMultipartUpload", "s3:GetObject"],
+                "Resource": objects,
+            },
+            {
+                "Sid": "S3SharingListPrefix",
+                "Effect": "Allow",
+                "Principal": principal,
+                "Action": "s3:ListBucket",
+                "Resource": bucket_arn(destination.bucket),
+                "Condition": {"StringLike": {"s3:prefix": [f"{destination.prefix}*"]}},
+            },
+        ],
+    }
+
+
+def kms_key_policy_statement(destination: Destination) -> dict[str, Any] | None:
+    """For SSE-KMS: our role may use the business's key, only through S3 in the bucket's region.
+
+    ``kms:Decrypt`` is needed too: S3 calls it to complete multipart uploads and to return
+    objects we read back for certification."""
+    if destination.sse.mode != "aws:kms":
+        return None
+    return {
+        "Sid": "S3SharingEncryptDeliveries",
+        "Effect": "Allow",
+        "Principal": {"AWS": destination.role_arn},
+        "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+        "Resource": "*",
+        "Condition": {"StringEquals": {"kms:ViaService": f"s3.{destination.region}.amazonaws.com"}},
+    }
+
+
+def _json(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2)
+
+
+def onboarding_pack(business: Business, platform_principal: str) -> str:
+    """The text to hand over and follow: both sides' documents and a checklist."""
+    destination = business.destination
+    example_file = business.object_layout().key(
+        dataset=business.datasets[0], start=EXAMPLE_WINDOW, business_id=business.id, user_id="u123"
+    )
+    kms = kms_key_policy_statement(destination)
+    location = f"s3://{destination.bucket}/{destination.prefix}"
+    sections = [
+        f"Onboarding {business.name} ({business.id}): {', '.join(business.datasets)} every "
+        f"{business.cadence} window to {location}",
+        "",
+        "== What we give the business ==",
+        f"Our delivery role ARN (add it to your bucket policy): {destination.role_arn}",
+        "",
+        f"Bucket policy statements for {destination.bucket} (write to {destination.prefix or '/'} only; "
+        "read and list of that prefix let us certify each delivery):",
+        _json(bucket_policy(destination)),
+    ]
+    if kms:
+        sections += [
+            "",
+            f"Key policy statement for {destination.sse.kms_key_arn}:",
+            _json(kms),
+        ]
+    sections += [
+        "",
+        "== What the business gives us ==",
+        f"- the bucket ARN and region: {destination.bucket_arn} ({destination.region})",
+        "- an OpenPGP public key that can encrypt and does not expire soon (files are encrypted to it)",
+        *(["- the KMS key ARN for SSE-KMS"] if kms else []),
+        "",
+        "== Our side (the platform's AWS account) ==",
+        f"Role {destination.role_arn}, trust policy:",
+        _json(delivery_role_trust_policy(platform_principal, destination.external_id)),
+        "Permission policy:",
+        _json(delivery_role_policy(destination.bucket, destination.prefix, destination.sse.kms_key_arn)),
+        "",
+        "== Checklist ==",
+        f"[ ] we create role {destination.role_arn.rsplit('/', 1)[-1]} with the two policies above",
+        f"[ ] the business adds the bucket policy statements to {destination.bucket}",
+        *(
+            [f"[ ] the business adds the key policy statement to {destination.sse.kms_key_arn}"]
+            if kms
+            else []
+        ),
+        "[ ] the business sends its OpenPGP public key; we put it in the registry (public_key)",
+        f"[ ] we add {business.id} to the registry with active: true",
+        f"[ ] `s3-sharing verify-access {business.id}` reports every step OK",
+        f"[ ] the business finds its first delivery: files like {location}{example_file} and, last, "
+        f"the signed manifest {location}{manifest_key(EXAMPLE_WINDOW)} (+ .sig)",
+    ]
+    return "\n".join(sections)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of the connection check, in plain words."""
+
+    name: str
+    ok: bool
+    detail: str
+
+    def line(self) -> str:
+        return f"{'OK  ' if self.ok else 'FAIL'} {self.name}: {self.detail}"
+
+
+def _explain(error: DestinationError, destination: Destination, action: str, resource: str) -> str:
+    """The AWS error in plain words: which permission is missing, on which resource."""
+    denied = error.code in ("AccessDenied", "403")
+    if error.code == "NoSuchBucket":
+        return f"bucket {destination.bucket} does not exist (or is not in {destination.region})"
+    if error.code.startswith("KMS") or (denied and "kms:" in str(error)):
+        return (
+            f"S3 could not use KMS key {destination.sse.kms_key_arn} for our role: the key policy "
+            "must allow kms:GenerateDataKey and kms:Decrypt to the role (see `s3-sharing onboard`)"
+        )
+    if denied:
+        return (
+            f"permission missing: {action} on {resource} is not allowed to {destination.role_arn} "
+            "(the bucket policy and the role's policy must both allow it; see `s3-sharing onboard`)"
+        )
+    return str(error)
+
+
+def verify_access(business: Business, s3: S3Deliveries) -> list[Step]:
+    """Assume the role, then write, inspect, read, list and delete a probe object under the
+    business's prefix, as a delivery does. Stops at the first step that fails."""
+    destination = business.destination
+    probe = f"{PROBE_PREFIX}{uuid.uuid4().hex}.txt"
+    objects = prefix_objects_arn(destination.bucket, destination.prefix)
+    steps: list[Step] = []
+
+    try:
+        writer = s3.open(business.id, destination)
+    except DestinationError as error:
+        if error.code in ("AccessDenied", "403"):
+            detail = (
+                f"our platform identity may not assume {destination.role_arn}: the role's trust policy "
+                "must name our principal"
+                + (" with this business's external id" if destination.external_id else "")
+                + " and our identity must be allowed sts:AssumeRole on it"
+            )
+        else:
+            detail = str(error)
+        return [Step("assume role", False, detail)]
+    steps.append(Step("assume role", True, destination.role_arn))
+
+    def attempt(name: str, action: str, resource: str, run: Callable[[BucketWriter], str]) -> bool:
+        try:
+            steps.append(Step(name, True, run(writer)))
+            return True
+        except DestinationError as error:
+            steps.append(Step(name, False, _explain(error, destination, action, resource)))
+            return False
+
+    def encryption(w: BucketWriter) -> str:
+        mode, key = w.encryption(probe)
+        expected = destination.sse
+        if mode != expected.mode or (expected.kms_key_arn and key and key != expected.kms_key_arn):
+            raise DestinationError(
+                f"the probe is encrypted with {mode} {key or ''}, the registry expects {expected.mode} "
+                f"{expected.kms_key_arn or ''}: check the bucket's default encryption",
+                "EncryptionMismatch",
+            )
+        return f"{mode}" + (f" with {key}" if key else "")
+
+    def read_back(w: BucketWriter) -> str:
+        if w.read(probe) is None:
+            raise DestinationError("the probe was written but cannot be found", "NoSuchKey")
+        return "the probe reads back"
+
+    def listing(w: BucketWriter) -> str:
+        return f"{len(w.sizes())} objects under the prefix"
+
+    def delete(w: BucketWriter) -> str:
+        w.delete(probe)
+        return "the probe is removed"
+
+    def write(w: BucketWriter) -> str:
+        return w.upload_bytes(probe, b"s3_sharing connection probe\n", "text/plain")
+
+    if attempt("write", "s3:PutObject", objects, write):
+        attempt("encryption", "s3:GetObject", objects, encryption)
+        attempt("read back", "s3:GetObject", objects, read_back)
+        attempt("list", "s3:ListBucket", bucket_arn(destination.bucket), listing)
+        attempt("delete", "s3:DeleteObject", objects, delete)
+    return steps
