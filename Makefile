@@ -13,7 +13,8 @@ export S3_SHARING_AUDIT_SECRET_KEY_FILE ?= $(CURDIR)/.local/keys/audit.sec
 .PHONY: install prepare demo test lint dev endpoints clean
 
 $(VENV)/.installed: pyproject.toml
-	command -v gpg >/dev/null || (apt-get update -q && apt-get install -y -q gnupg)
+	command -v gpg >/dev/null && test -x /usr/bin/chromium || \
+		(apt-get update -q && apt-get install -y -q --no-install-recommends gnupg chromium)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test,dev]'
@@ -27,7 +28,7 @@ prepare: install
 ## demo: set everything up and run the main job on the embedded default (DuckDB)
 $(DAGSTER_HOME)/dagster.yaml:
 	mkdir -p $(DAGSTER_HOME)
-	touch $@
+	printf 'telemetry:\n  enabled: false\n' > $@
 
 demo: prepare $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/s3-sharing demo
@@ -42,9 +43,9 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-## dev: the Dagster UI (with the daemon, for schedules, sensors and backfills)
+## dev: the demo day again, then the Dagster UI on it (webserver + daemon) with the local endpoints
 dev: prepare $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -w workspace.yaml
+	$(BIN)/s3-sharing demo --ui
 
 ## endpoints: local S3/STS/IAM/KMS and GCS until Ctrl-C; other shells `source .local/endpoints.env`
 endpoints: prepare

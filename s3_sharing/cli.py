@@ -162,11 +162,12 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
         verdicts = runbook.verify(settings, first_day, end.replace(tzinfo=UTC))
         _print_verdicts(verdicts)
         print(f"verify: {sum(v.ok for v in verdicts)} of {len(verdicts)} windows certified")
+        succeeded = not any(o.failed for o in outcomes) and all(v.ok for v in verdicts)
         if args.ui:
             serve_ui(endpoints, Path(args.env_file), args.port)
         else:
             print("next: `make dev` runs this demo again and keeps it open in the Dagster UI")
-    return 0 if not any(o.failed for o in outcomes) else 1
+    return 0 if succeeded else 1
 
 
 def serve_ui(endpoints: LocalEndpoints, env_file: Path, port: int) -> None:

@@ -28,17 +28,15 @@ EXAMPLE_WINDOW = datetime(2026, 1, 1, 9, tzinfo=UTC)
 
 
 def bucket_policy(destination: Destination) -> dict[str, Any]:
-    """The statements the business adds to its bucket policy: our role may write (with the
-    bucket-owner-full-control ACL and the agreed encryption), replace and remove objects under its
-    prefix, read them back for certification, and list that prefix. Nothing else, nowhere else."""
+    """The statements the business adds to its bucket policy: our role may write, replace and
+    remove objects under its prefix, read them back for certification, and list that prefix.
+    Nothing else, nowhere else.
+
+    No condition on the ACL or encryption headers: the parts of a multipart upload do not carry
+    them, so such a condition would refuse every large file. Deliveries always send both (and
+    ``verify-access`` checks the result); a bucket can also enforce default encryption."""
     principal = {"AWS": destination.role_arn}
     objects = prefix_objects_arn(destination.bucket, destination.prefix)
-    put_conditions = {
-        "StringEquals": {
-            "s3:x-amz-acl": "bucket-owner-full-control",
-            "s3:x-amz-server-side-encryption": destination.sse.mode,
-        }
-    }
     return {
         "Version": POLICY_VERSION,
         "Statement": [
@@ -46,15 +44,14 @@ def bucket_policy(destination: Destination) -> dict[str, Any]:
                 "Sid": "S3SharingDeliver",
                 "Effect": "Allow",
                 "Principal": principal,
-                "Action": ["s3:PutObject", "s3:PutObjectAcl"],
+                "Action": ["s3:PutObject", "s3:PutObjectAcl", "s3:AbortMultipartUpload", "s3:DeleteObject"],
                 "Resource": objects,
-                "Condition": put_conditions,
             },
             {
-                "Sid": "S3SharingReplaceAndCertify",
+                "Sid": "S3SharingCertify",
                 "Effect": "Allow",
                 "Principal": principal,
-                "Action": ["s3:DeleteObject", "s3:AbortMultipartUpload", "s3:GetObject"],
+                "Action": "s3:GetObject",
                 "Resource": objects,
             },
             {
@@ -105,8 +102,9 @@ def onboarding_pack(business: Business, platform_principal: str) -> str:
         "== What we give the business ==",
         f"Our delivery role ARN (add it to your bucket policy): {destination.role_arn}",
         "",
-        f"Bucket policy statements for {destination.bucket} (write to {destination.prefix or '/'} only; "
-        "read and list of that prefix let us certify each delivery):",
+        f"Bucket policy statements for {destination.bucket} (write to "
+        f"{destination.prefix or 'the whole bucket'} only; reading and listing it back let us certify "
+        "each delivery):",
         _json(bucket_policy(destination)),
     ]
     if kms:

@@ -37,8 +37,11 @@ def test_onboard_prints_the_role_the_least_privilege_policies_and_a_checklist(se
         assert "*" not in statement["Action"]
     objects = [s["Resource"] for s in bucket["Statement"] if s["Resource"].endswith("*")]
     assert objects == ["arn:aws:s3:::globex-bucket/psp/inbound/*"] * 2
-    deliver = bucket["Statement"][0]
-    assert deliver["Condition"]["StringEquals"]["s3:x-amz-server-side-encryption"] == "aws:kms"
+    assert [s["Action"] for s in bucket["Statement"]] == [
+        ["s3:PutObject", "s3:PutObjectAcl", "s3:AbortMultipartUpload", "s3:DeleteObject"],
+        "s3:GetObject",
+        "s3:ListBucket",
+    ]
     listing = bucket["Statement"][2]
     assert listing["Resource"] == "arn:aws:s3:::globex-bucket"
     assert listing["Condition"] == {"StringLike": {"s3:prefix": ["psp/inbound/*"]}}
