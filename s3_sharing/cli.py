@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from s3_sharing import datagen, runbook
 from s3_sharing.certification import STATUSES
-from s3_sharing.dagster_dev import dagster_dev
+from s3_sharing.dagster_dev import GraphQLError, dagster_dev
 from s3_sharing.datasets import SOURCES
 from s3_sharing.dbt_models import dbt_project, load_manifest, model_relation, prepare
 from s3_sharing.deliveries import cadence_partitions
@@ -396,7 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(Settings.from_env(), args)
-    except (SettingsError, PartitionKeyError, RegistryError, ValueError) as error:
+    except (SettingsError, PartitionKeyError, RegistryError, ValueError, GraphQLError) as error:
         print(f"s3-sharing {args.command}: {error}", file=sys.stderr)
         return 2
 
