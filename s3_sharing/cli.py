@@ -4,7 +4,6 @@ import argparse
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -176,8 +175,10 @@ def serve_ui(endpoints: LocalEndpoints, env_file: Path, port: int) -> None:
     with _published(endpoints, env_file), dagster_dev(home, endpoints.environment(), port) as ui:
         ui.wait_until_loaded()
         ui.skip_welcome()
+        stop = _stop_on_signals()
         print(f"\nDagster UI: {ui.url}   (Ctrl-C stops it and the local endpoints)", flush=True)
-        _wait_for_interrupt(ui.process)
+        while not stop.wait(1) and ui.process.poll() is None:
+            pass
 
 
 @contextlib.contextmanager
@@ -193,14 +194,13 @@ def _published(endpoints: LocalEndpoints, env_file: Path) -> Iterator[None]:
         env_file.unlink(missing_ok=True)
 
 
-def _wait_for_interrupt(process: subprocess.Popen[bytes] | None = None) -> None:
-    """Until Ctrl-C, SIGTERM, or the process ends."""
+def _stop_on_signals() -> threading.Event:
+    """An event Ctrl-C (SIGINT) or SIGTERM sets. Handled explicitly: a process started in the
+    background of a non-interactive shell inherits an *ignored* SIGINT, and must still stop."""
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with contextlib.suppress(KeyboardInterrupt):
-        while not stop.wait(1):
-            if process is not None and process.poll() is not None:
-                return
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
 
 
 def complete_partitions(cadence: Cadence, partition_start: str, start: datetime, end: datetime) -> list[str]:
@@ -279,8 +279,9 @@ def cmd_endpoints(settings: Settings, args: argparse.Namespace) -> int:
         runbook.local_stack(registry, settings.archive_bucket) as endpoints,
         _published(endpoints, Path(args.env_file)),
     ):
+        stop = _stop_on_signals()
         print(f"local S3/STS/IAM/KMS at {endpoints.aws_url}, GCS at {endpoints.gcs_url} (Ctrl-C stops both)")
-        _wait_for_interrupt()
+        stop.wait()
     print("local endpoints stopped")
     return 0
 

@@ -1,8 +1,10 @@
 """Sensors: the watchdog of seed 001 (at time t, was window t-2 → t-1 delivered?) and alerts.
 
-Open-source Dagster has no built-in alert on a failed asset check, so a cursored sensor reads
-check evaluations from the event log; the cursor makes a restarted daemon resume where it
-stopped, so no alert is sent twice.
+Open-source Dagster has no built-in alert on a failed asset check. Check evaluations happen in
+runs, so the alerts follow runs: when a run ends, its failed check evaluations are read from that
+run's own events. Dagster's run status sensors keep the cursor (a restarted daemon resumes where
+it stopped, so no alert is sent twice) and work on every event log storage, including the
+run-sharded SQLite one of ``dagster dev``, where a global scan of the event log is refused.
 """
 
 import json
@@ -20,10 +22,9 @@ from s3_sharing.layout import Cadence
 from s3_sharing.notify import Alert, Notifier
 from s3_sharing.registry import Business
 from s3_sharing.resources import PlatformKeys
-from s3_sharing.warehouse import Relation, Warehouse
+from s3_sharing.warehouse import Relation, RelationMissing, Warehouse
 
 WATCHDOG_MEMORY = 500  # (business, partition) pairs remembered in the cursor
-CHECK_RECORDS_PER_TICK = 500
 
 
 def utc_now() -> datetime:
@@ -75,7 +76,11 @@ def build_watchdog(
             for business in active:
                 if f"{business.id}@{window.key}" in remembered:
                     continue
-                (verdict,) = certifier.certify(business, [window])
+                try:
+                    (verdict,) = certifier.certify(business, [window])
+                except RelationMissing as missing:  # nothing built, so nothing to deliver yet
+                    context.log.info(f"{business.id} {window.key} not watched: {missing}")
+                    continue
                 if verdict.status in (MISSING, MISMATCHED):
                     missed.append(verdict)
             if not missed:
@@ -120,34 +125,29 @@ def _check_alert(evaluation: dg.AssetCheckEvaluation) -> Alert:
     )
 
 
-@dg.sensor(
-    name="check_failure_alerts",
-    minimum_interval_seconds=60,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="One alert per failed asset check evaluation.",
-)
-def check_failure_alerts(context: dg.SensorEvaluationContext, notifier: Notifier) -> dg.SensorResult:
-    records = context.instance.get_event_records(
-        dg.EventRecordsFilter(
-            event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION,
-            after_cursor=int(context.cursor) if context.cursor else None,
-        ),
-        ascending=True,
-        limit=CHECK_RECORDS_PER_TICK,
-    )
-    for record in records:
+def _alert_failed_checks(instance: dg.DagsterInstance, run_id: str, notifier: Notifier) -> None:
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+    for record in records.records:
         event = record.event_log_entry.dagster_event
         evaluation = event.event_specific_data if event else None
         if isinstance(evaluation, dg.AssetCheckEvaluation) and not evaluation.passed:
             notifier.send(_check_alert(evaluation))
-    cursor = str(records[-1].storage_id) if records else context.cursor
-    return dg.SensorResult(cursor=cursor)
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    name="check_failure_alerts",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="One alert per failed asset check evaluation of a run that succeeded.",
+)
+def check_failure_alerts(context: dg.RunStatusSensorContext, notifier: Notifier) -> None:
+    _alert_failed_checks(context.instance, context.dagster_run.run_id, notifier)
 
 
 @dg.run_failure_sensor(
     name="run_failure_alerts",
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="One alert per failed run.",
+    description="One alert per failed run, and one per failed check evaluation in it.",
 )
 def run_failure_alerts(context: dg.RunFailureSensorContext, notifier: Notifier) -> None:
     run = context.dagster_run
@@ -159,3 +159,4 @@ def run_failure_alerts(context: dg.RunFailureSensorContext, notifier: Notifier) 
             partition=run.tags.get("dagster/partition"),
         )
     )
+    _alert_failed_checks(context.instance, run.run_id, notifier)

@@ -26,6 +26,15 @@ class WarehouseError(RuntimeError):
     """The warehouse cannot be read; the message says what and where."""
 
 
+class RelationMissing(WarehouseError):
+    """A model's table is not built yet (a new deployment before its first dbt run)."""
+
+    def __init__(self, relation: Relation, where: str) -> None:
+        super().__init__(
+            f"{relation.schema}.{relation.identifier} does not exist in {where}: build the marts first"
+        )
+
+
 def _identifier(name: str) -> str:
     if not _IDENTIFIER.match(name):
         raise ValueError(f"{name!r} is not a valid SQL identifier")
@@ -124,16 +133,23 @@ class DuckDBWarehouse(dg.ConfigurableResource):
         # The catalog name of a DuckDB file is its file name: leave it out so the file can move.
         return f"{_double_quote(relation.schema)}.{_double_quote(relation.identifier)}"
 
+    def _execute(
+        self, con: duckdb.DuckDBPyConnection, sql: str, query: WindowQuery
+    ) -> duckdb.DuckDBPyConnection:
+        try:
+            return con.execute(sql, query.parameters())
+        except duckdb.CatalogException:
+            raise RelationMissing(query.relation, self.path) from None
+
     def stream(self, query: WindowQuery, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
         sql = query.render(self._table(query.relation), _double_quote, lambda name: f"${name}")
         with self._connect() as con:
-            reader = con.execute(sql, query.parameters()).to_arrow_reader(batch_rows)
-            yield from reader
+            yield from self._execute(con, sql, query).to_arrow_reader(batch_rows)
 
     def count(self, query: WindowQuery) -> int:
         sql = query.render_count(self._table(query.relation), _double_quote, lambda name: f"${name}")
         with self._connect() as con:
-            row = con.execute(sql, query.parameters()).fetchone()
+            row = self._execute(con, sql, query).fetchone()
         return int(row[0]) if row else 0
 
 
@@ -159,13 +175,22 @@ class BigQueryWarehouse(dg.ConfigurableResource):
 
         return bigquery.Client(project=self.project, location=self.location)
 
-    def _run(self, sql: str, query: WindowQuery) -> Any:
+    def _run(self, sql: str, query: WindowQuery, page_size: int | None = None) -> Any:
+        """The finished query's rows."""
+        from google.api_core.exceptions import NotFound
         from google.cloud import bigquery
 
         config = bigquery.QueryJobConfig(
             query_parameters=[_bigquery_parameter(k, v) for k, v in query.parameters().items()]
         )
-        return self._client().query(sql, job_config=config, location=self.location)
+        try:
+            return (
+                self._client()
+                .query(sql, job_config=config, location=self.location)
+                .result(page_size=page_size)
+            )
+        except NotFound:
+            raise RelationMissing(query.relation, f"project {self.project}") from None
 
     @staticmethod
     def _table(relation: Relation) -> str:
@@ -176,11 +201,11 @@ class BigQueryWarehouse(dg.ConfigurableResource):
         from google.cloud import bigquery_storage
 
         sql = query.render(self._table(query.relation), _backtick, lambda name: f"@{name}")
-        rows = self._run(sql, query).result(page_size=batch_rows)
+        rows = self._run(sql, query, page_size=batch_rows)
         yield from rows.to_arrow_iterable(bqstorage_client=bigquery_storage.BigQueryReadClient())
 
     def count(self, query: WindowQuery) -> int:
         sql = query.render_count(self._table(query.relation), _backtick, lambda name: f"@{name}")
-        for row in self._run(sql, query).result():
+        for row in self._run(sql, query):
             return int(row["row_count"])
         return 0

@@ -47,6 +47,19 @@ query ($key: AssetKeyInput!, $check: String!) {
     assetCheckExecutions(assetKey: $key, checkName: $check, limit: 100) { runId status } }
 """
 CHECKS = ("delivered", "keys_valid", "tenant_isolation")
+LAUNCH_RUN = """
+mutation ($params: ExecutionParams!) { launchRun(executionParams: $params) { __typename
+    ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
+    ... on RunConfigValidationInvalid { errors { message } } } }
+"""
+RUN_STATUS = """
+query ($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }
+"""
+SENSOR_TICKS = """
+query { sensorsOrError(repositorySelector: {repositoryLocationName: "s3_sharing",
+                                            repositoryName: "__repository__"}) {
+    ... on Sensors { results { name sensorState { ticks(limit: 50) { status error { message } } } } } } }
+"""
 
 
 def _wait_for_backfill(ui: DagsterDev, backfill_id: str, timeout: float = 600) -> dict:
@@ -57,6 +70,21 @@ def _wait_for_backfill(ui: DagsterDev, backfill_id: str, timeout: float = 600) -
             return backfill
         time.sleep(3)
     raise AssertionError(f"backfill {backfill_id} not finished after {timeout:.0f}s: {backfill}")
+
+
+def _run_to_completion(ui: DagsterDev, params: dict, timeout: float = 300) -> str:
+    launched = ui.graphql(LAUNCH_RUN, {"params": params})["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    run_id = launched["run"]["runId"]
+    deadline = time.monotonic() + timeout
+    while (status := ui.graphql(RUN_STATUS, {"id": run_id})["runOrError"]["status"]) not in (
+        "SUCCESS",
+        "FAILURE",
+    ):
+        assert time.monotonic() < deadline, f"run {run_id} still {status} after {timeout:.0f}s"
+        time.sleep(2)
+    assert status == "SUCCESS", run_id
+    return run_id
 
 
 def _check_statuses(ui: DagsterDev, business_id: str, check: str) -> dict[str, set[str]]:
@@ -137,6 +165,40 @@ def test_a_backfill_launched_through_graphql_is_delivered_certified_and_shown_in
                 assert set(statuses) == delivery_runs, (business_id, check)
                 for found in statuses.values():
                     assert "SUCCEEDED" in found and not found & {"FAILED", "EXECUTION_FAILED"}, found
+
+        # As the hourly certification_schedule does (launched here through GraphQL, for the six
+        # windows): it certifies after all concurrent delivery runs, so the UI shows the checks'
+        # status for the latest materialization (a delivery run's check may finish before another
+        # run's materialization, and Dagster then shows "not evaluated" until this run).
+        certification = _run_to_completion(
+            ui,
+            {
+                "selector": {
+                    "repositoryLocationName": "s3_sharing",
+                    "repositoryName": "__repository__",
+                    "jobName": "certify_deliveries_job",
+                    "assetCheckSelection": [
+                        {"assetKey": {"path": ["deliveries", b]}, "name": c}
+                        for b in BUSINESSES
+                        for c in CHECKS
+                    ],
+                },
+                "runConfigData": {
+                    "ops": {"hourly_delivery_checks": {"config": {"last": HOURS[-1], "lookback": len(HOURS)}}}
+                },
+            },
+        )
+        for business_id in BUSINESSES:
+            for check in CHECKS:
+                assert _check_statuses(ui, business_id, check)[certification] == {"SUCCEEDED"}
+
+        # The daemon ran every sensor meanwhile (before the marts existed, and after), and no tick failed.
+        sensors = ui.graphql(SENSOR_TICKS)["sensorsOrError"]["results"]
+        ticks = {sensor["name"]: sensor["sensorState"]["ticks"] for sensor in sensors}
+        assert set(ticks) == {"delivery_watchdog", "check_failure_alerts", "run_failure_alerts"}
+        for name, found in ticks.items():
+            assert found, f"{name} never ticked"
+            assert not [t for t in found if t["status"] == "FAILURE"], (name, found)
 
         ui.skip_welcome()
         with sync_playwright() as playwright:

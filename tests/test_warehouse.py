@@ -70,6 +70,18 @@ def test_missing_duckdb_file_is_a_clear_error(tmp_path):
         warehouse.count(_query())
 
 
+def test_a_model_not_built_yet_is_named(tmp_path):
+    path = tmp_path / "empty.duckdb"
+    duckdb.connect(str(path)).close()
+    warehouse = DuckDBWarehouse(path=str(path))
+    with pytest.raises(
+        wh.RelationMissing, match=r"marts\.rows does not exist in .*empty\.duckdb: build the marts first"
+    ):
+        warehouse.count(_query())
+    with pytest.raises(wh.RelationMissing):
+        next(warehouse.stream(_query()))
+
+
 class _FakeBigQuery:
     """BigQuery itself cannot run here: this stands in for google.cloud.bigquery.Client and records
     what the resource sends, so the test checks the SQL text and the bound parameters."""
