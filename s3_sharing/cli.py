@@ -165,7 +165,12 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
         if args.ui:
             serve_ui(endpoints, Path(args.env_file), args.port)
         else:
-            print("next: `make dev` runs this demo again and keeps it open in the Dagster UI")
+            print(
+                f"\nruns recorded in {os.environ.get('DAGSTER_HOME') or 'nowhere (DAGSTER_HOME is unset)'}; "
+                "the local S3 and GCS stop with this command.\n"
+                "next: `make dev` runs this demo again and keeps it open in the Dagster UI at "
+                "http://127.0.0.1:3000 (Catalog → deliveries → acme → Partitions, Checks)"
+            )
     return 0 if succeeded else 1
 
 
