@@ -119,3 +119,18 @@ def test_bigquery_renders_backticks_and_named_parameters(monkeypatch):
         "window_end": ("TIMESTAMP", datetime(2026, 1, 1, 11, tzinfo=UTC)),
         "eq_0": ("STRING", "acme"),
     }
+
+
+def test_a_bigquery_table_not_built_yet_is_named(monkeypatch):
+    """Mocked BigQuery (see ``_FakeBigQuery``): the job fails with BigQuery's NotFound."""
+    from google.api_core.exceptions import NotFound
+
+    class _Missing(_FakeBigQuery):
+        def result(self, page_size=None):
+            raise NotFound("Not found: Table proj:s3_sharing_marts.fi_data")
+
+    monkeypatch.setattr(BigQueryWarehouse, "_client", lambda self: _Missing(pa.table({})))
+    warehouse = BigQueryWarehouse(project="proj")
+    query = _query(relation=Relation("proj", "s3_sharing_marts", "fi_data"))
+    with pytest.raises(wh.RelationMissing, match=r"s3_sharing_marts\.fi_data does not exist in project proj"):
+        warehouse.count(query)
