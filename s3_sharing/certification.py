@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import dagster as dg
 import numpy as np
 import pyarrow as pa
 
@@ -32,6 +33,12 @@ class PartitionWindow:
     key: str
     start: datetime
     end: datetime
+
+    @classmethod
+    def of(cls, partitions: dg.TimeWindowPartitionsDefinition, key: str) -> "PartitionWindow":
+        """Partition ``key`` of a time-window partitions definition, with its UTC bounds."""
+        window = partitions.time_window_for_partition_key(key)
+        return cls(key, window.start, window.end)
 
 
 @dataclass(frozen=True)

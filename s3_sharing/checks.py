@@ -65,9 +65,7 @@ def lookback_windows(
         if last not in keys:
             raise ValueError(f"partition {last!r} is not a complete partition")
         keys = keys[: keys.index(last) + 1]
-    chosen = keys if full_history else keys[-lookback:]
-    windows = [partitions.time_window_for_partition_key(k) for k in chosen]
-    return [PartitionWindow(k, w.start, w.end) for k, w in zip(chosen, windows, strict=True)]
+    return [PartitionWindow.of(partitions, k) for k in (keys if full_history else keys[-lookback:])]
 
 
 def key_findings(
@@ -229,8 +227,7 @@ def run_windows(
     if not first or not last:
         return None
     keys = partitions.get_partition_keys_in_range(dg.PartitionKeyRange(first, last))
-    windows = [partitions.time_window_for_partition_key(k) for k in keys]
-    return [PartitionWindow(k, w.start, w.end) for k, w in zip(keys, windows, strict=True)]
+    return [PartitionWindow.of(partitions, k) for k in keys]
 
 
 def build_delivery_checks(
@@ -277,10 +274,12 @@ def build_delivery_checks(
         keys: PlatformKeys,
     ) -> Iterator[dg.AssetCheckResult]:
         evaluation = _Evaluation(config, warehouse, archive, s3, keys, relations, users)
-        configured = config.lookback or config.last or config.full_history
-        windows = (None if configured else run_windows(context.run.tags, partitions)) or lookback_windows(
-            partitions, config.last, config.lookback or DEFAULT_LOOKBACK[cadence], config.full_history
-        )
+        delivered = run_windows(context.run.tags, partitions)
+        if delivered and not (config.lookback or config.last or config.full_history):
+            windows = delivered  # a delivery run: the windows it delivered
+        else:
+            lookback = config.lookback or DEFAULT_LOOKBACK[cadence]
+            windows = lookback_windows(partitions, config.last, lookback, config.full_history)
         for check in sorted(context.selected_asset_check_keys, key=lambda k: (k.asset_key.path, k.name)):
             business = by_id[check.asset_key.path[-1]]
             try:

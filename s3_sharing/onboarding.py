@@ -155,9 +155,13 @@ class Step:
         return f"{'OK  ' if self.ok else 'FAIL'} {self.name}: {self.detail}"
 
 
+def _denied(error: DestinationError) -> bool:
+    return error.code in ("AccessDenied", "403")
+
+
 def _explain(error: DestinationError, destination: Destination, action: str, resource: str) -> str:
     """The AWS error in plain words: which permission is missing, on which resource."""
-    denied = error.code in ("AccessDenied", "403")
+    denied = _denied(error)
     if error.code == "NoSuchBucket":
         return f"bucket {destination.bucket} does not exist (or is not in {destination.region})"
     if error.code.startswith("KMS") or (denied and "kms:" in str(error)):
@@ -175,7 +179,8 @@ def _explain(error: DestinationError, destination: Destination, action: str, res
 
 def verify_access(business: Business, s3: S3Deliveries) -> list[Step]:
     """Assume the role, then write, inspect, read, list and delete a probe object under the
-    business's prefix, as a delivery does. Stops at the first step that fails."""
+    business's prefix, as a delivery does. Nothing more is tried once the role or the write is
+    refused; once the probe is written, every step runs, so it is always deleted."""
     destination = business.destination
     probe = f"{PROBE_PREFIX}{uuid.uuid4().hex}.txt"
     objects = prefix_objects_arn(destination.bucket, destination.prefix)
@@ -184,7 +189,7 @@ def verify_access(business: Business, s3: S3Deliveries) -> list[Step]:
     try:
         writer = s3.open(business.id, destination)
     except DestinationError as error:
-        if error.code in ("AccessDenied", "403"):
+        if _denied(error):
             detail = (
                 f"our platform identity may not assume {destination.role_arn}: the role's trust policy "
                 "must name our principal"

@@ -118,12 +118,8 @@ def windows_in(
     partitions: dg.TimeWindowPartitionsDefinition, start: datetime, end: datetime
 ) -> list[PartitionWindow]:
     """The cadence's windows that lie inside [start, end)."""
-    windows = []
-    for key in partitions.get_partition_keys(current_time=end):
-        window = partitions.time_window_for_partition_key(key)
-        if window.start >= start and window.end <= end:
-            windows.append(PartitionWindow(key, window.start, window.end))
-    return windows
+    windows = [PartitionWindow.of(partitions, key) for key in partitions.get_partition_keys(current_time=end)]
+    return [w for w in windows if w.start >= start and w.end <= end]
 
 
 def verify(

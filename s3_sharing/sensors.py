@@ -37,8 +37,7 @@ def watched_window(partitions: dg.TimeWindowPartitionsDefinition, now: datetime)
     keys = partitions.get_partition_keys(current_time=now)
     if len(keys) < 2:
         return None
-    window = partitions.time_window_for_partition_key(keys[-2])
-    return PartitionWindow(keys[-2], window.start, window.end)
+    return PartitionWindow.of(partitions, keys[-2])
 
 
 def build_watchdog(

@@ -62,27 +62,34 @@ query { sensorsOrError(repositorySelector: {repositoryLocationName: "s3_sharing"
 """
 
 
-def _wait_for_backfill(ui: DagsterDev, backfill_id: str, timeout: float = 600) -> dict:
+def _poll(read, done, timeout: float, what: str):
+    """``read()`` every few seconds until ``done(value)``; the last value."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        backfill = ui.graphql(BACKFILL_STATUS, {"id": backfill_id})["partitionBackfillOrError"]
-        if backfill["status"] in FINISHED:
-            return backfill
+    while not done(value := read()):
+        assert time.monotonic() < deadline, f"{what} not finished after {timeout:.0f}s: {value}"
         time.sleep(3)
-    raise AssertionError(f"backfill {backfill_id} not finished after {timeout:.0f}s: {backfill}")
+    return value
+
+
+def _wait_for_backfill(ui: DagsterDev, backfill_id: str, timeout: float = 600) -> dict:
+    return _poll(
+        lambda: ui.graphql(BACKFILL_STATUS, {"id": backfill_id})["partitionBackfillOrError"],
+        lambda backfill: backfill["status"] in FINISHED,
+        timeout,
+        f"backfill {backfill_id}",
+    )
 
 
 def _run_to_completion(ui: DagsterDev, params: dict, timeout: float = 300) -> str:
     launched = ui.graphql(LAUNCH_RUN, {"params": params})["launchRun"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
     run_id = launched["run"]["runId"]
-    deadline = time.monotonic() + timeout
-    while (status := ui.graphql(RUN_STATUS, {"id": run_id})["runOrError"]["status"]) not in (
-        "SUCCESS",
-        "FAILURE",
-    ):
-        assert time.monotonic() < deadline, f"run {run_id} still {status} after {timeout:.0f}s"
-        time.sleep(2)
+    status = _poll(
+        lambda: ui.graphql(RUN_STATUS, {"id": run_id})["runOrError"]["status"],
+        lambda value: value in ("SUCCESS", "FAILURE"),
+        timeout,
+        f"run {run_id}",
+    )
     assert status == "SUCCESS", run_id
     return run_id
 
