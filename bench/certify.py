@@ -20,13 +20,14 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from deliver import ARCHIVE, START, business_ids, entry, make_keys, stop_gpg_agent  # noqa: E402
 
-from s3_sharing import crypto  # noqa: E402
-from s3_sharing.certification import Certifier, PartitionWindow  # noqa: E402
-from s3_sharing.datasets import Dataset  # noqa: E402
-from s3_sharing.delivery import Deliverer, Window, deliver_many  # noqa: E402
-from s3_sharing.destinations import GcsArchive, S3Deliveries  # noqa: E402
-from s3_sharing.registry import Registry  # noqa: E402
-from s3_sharing.warehouse import DuckDBWarehouse, Relation  # noqa: E402
+from s3_sharing.outbound.certification import Certifier  # noqa: E402
+from s3_sharing.outbound.datasets import Dataset  # noqa: E402
+from s3_sharing.outbound.delivery import Deliverer, deliver_many  # noqa: E402
+from s3_sharing.outbound.registry import Registry  # noqa: E402
+from s3_sharing.platform import crypto  # noqa: E402
+from s3_sharing.platform.storage import GcsArchive, S3Buckets  # noqa: E402
+from s3_sharing.platform.time import Window  # noqa: E402
+from s3_sharing.platform.warehouse import DuckDBWarehouse, Relation  # noqa: E402
 
 
 def make_data(path: Path, businesses: int, hours: int, rows_per_hour: int) -> None:
@@ -51,7 +52,7 @@ def main() -> None:
     parser.add_argument("--hours", type=int, default=48)
     parser.add_argument("--rows-per-hour", type=int, default=2000)
     args = parser.parse_args()
-    from s3_sharing.runbook import local_stack
+    from s3_sharing.devtools.local_endpoints import local_stack
 
     with tempfile.TemporaryDirectory(prefix="s3-sharing-certify-") as tmp:
         work = Path(tmp)
@@ -63,27 +64,25 @@ def main() -> None:
         relations = {Dataset.FI_DATA: Relation(None, "main_marts", "fi_data")}
         signer, signing_cert = crypto.load_signer((keys / "platform.sec").read_text(), None)
         windows = [
-            PartitionWindow(f"h{n}", START + timedelta(hours=n), START + timedelta(hours=n + 1))
+            Window(f"h{n}", START + timedelta(hours=n), START + timedelta(hours=n + 1))
             for n in range(args.hours)
         ]
         with local_stack(registry, ARCHIVE):
             warehouse = DuckDBWarehouse(path=str(db))
             deliverer = Deliverer(
-                warehouse, relations, GcsArchive(bucket=ARCHIVE), S3Deliveries(), signer,
+                warehouse, relations, GcsArchive(bucket=ARCHIVE), S3Buckets(), signer,
                 crypto.load_cert((keys / "audit.pub").read_text(), "audit"),
             )  # fmt: skip
             public = dict.fromkeys(ids, (keys / "business.pub").read_text())
             started = time.perf_counter()
             for window in windows:
                 for business, outcome in deliver_many(
-                    deliverer, registry.businesses, public, Window(window.start, window.end), "bench", 8
+                    deliverer, registry.businesses, public, window, "bench", 8
                 ):
                     if isinstance(outcome, Exception):
                         raise SystemExit(f"{business.id}: {outcome}")
             delivering = time.perf_counter() - started
-            certifier = Certifier(
-                warehouse, relations, GcsArchive(bucket=ARCHIVE), S3Deliveries(), signing_cert
-            )
+            certifier = Certifier(warehouse, relations, GcsArchive(bucket=ARCHIVE), S3Buckets(), signing_cert)
             started = time.perf_counter()
             verdicts = [v for b in registry.businesses for v in certifier.certify(b, windows)]
             certifying = time.perf_counter() - started

@@ -30,16 +30,17 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from s3_sharing import crypto  # noqa: E402
-from s3_sharing.datasets import Dataset  # noqa: E402
-from s3_sharing.delivery import Deliverer, Window, deliver_many  # noqa: E402
-from s3_sharing.destinations import GcsArchive, S3Deliveries  # noqa: E402
-from s3_sharing.keygen import generate_key_pair  # noqa: E402
-from s3_sharing.registry import Registry  # noqa: E402
-from s3_sharing.warehouse import DuckDBWarehouse, Relation  # noqa: E402
+from s3_sharing.devtools.keygen import generate_key_pair  # noqa: E402
+from s3_sharing.outbound.datasets import Dataset  # noqa: E402
+from s3_sharing.outbound.delivery import Deliverer, deliver_many  # noqa: E402
+from s3_sharing.outbound.registry import Registry  # noqa: E402
+from s3_sharing.platform import crypto  # noqa: E402
+from s3_sharing.platform.storage import GcsArchive, S3Buckets  # noqa: E402
+from s3_sharing.platform.time import Window  # noqa: E402
+from s3_sharing.platform.warehouse import DuckDBWarehouse, Relation  # noqa: E402
 
 START = datetime(2026, 1, 1, 10, tzinfo=UTC)
-WINDOW = Window(START, START + timedelta(hours=1))
+WINDOW = Window("bench", START, START + timedelta(hours=1))
 ARCHIVE = "bench-archive"
 COLUMNS = """
     'txn_' || lpad(i::varchar, 10, '0') as transaction_id,
@@ -107,7 +108,7 @@ def run_product(args: argparse.Namespace) -> dict:
         warehouse=DuckDBWarehouse(path=args.db),
         relations={Dataset.FI_DATA: Relation(None, "main_marts", "fi_data")},
         archive=GcsArchive(bucket=ARCHIVE),
-        s3=S3Deliveries(),
+        s3=S3Buckets(),
         signer=signer,
         audit_cert=crypto.load_cert((keys / "audit.pub").read_text(), "audit"),
     )
@@ -138,10 +139,14 @@ def _gpg(keys: Path, plain: Path, cipher: Path, *extra: str) -> None:
 
 
 def _bucket_client(business: str):
-    from s3_sharing.registry import Destination
+    from s3_sharing.outbound.registry import Destination
 
     destination = Destination.model_validate(entry(business, Path("."))["destination"])
-    return S3Deliveries().open(business, destination).client
+    return (
+        S3Buckets()
+        .open(destination.location(), destination.role(), owner=business, session_id=business)
+        .client
+    )
 
 
 def run_naive(args: argparse.Namespace) -> dict:
@@ -220,7 +225,8 @@ def time_definitions(keys: Path, db: Path, work: Path, count: int = 1000) -> tup
     path.write_text(yaml.safe_dump({"businesses": [entry(f"b{n:04d}", keys) for n in range(count)]}))
     code = (
         "import time; t0 = time.perf_counter(); "
-        "from s3_sharing.location import build_definitions; from s3_sharing.settings import Settings; "
+        "from s3_sharing.definitions import build_definitions; "
+        "from s3_sharing.platform.settings import Settings; "
         "t1 = time.perf_counter(); d = build_definitions(Settings.from_env()); "
         "assert len(d.resolve_asset_graph().get_all_asset_keys()) > 1000; "
         "print(time.perf_counter() - t1, time.perf_counter() - t0)"
@@ -306,7 +312,7 @@ def main() -> None:
 
 def _endpoints(keys: Path, businesses: int):
     # Imported here: it loads the whole code location (dbt included), which a child must not pay for.
-    from s3_sharing.runbook import local_stack
+    from s3_sharing.devtools.local_endpoints import local_stack
 
     return local_stack(
         Registry.model_validate({"businesses": [entry(b, keys) for b in business_ids(businesses)]}), ARCHIVE

@@ -10,13 +10,13 @@ import duckdb
 import pytest
 import yaml
 
-from s3_sharing import datagen
-from s3_sharing.dbt_models import dbt_project, prepare
-from s3_sharing.keygen import KeyPair, generate_key_pair
-from s3_sharing.location import HOURLY_MARTS_JOB, REFERENCE_MODELS_JOB, build_definitions
-from s3_sharing.registry import read_registry
-from s3_sharing.runbook import local_stack
-from s3_sharing.settings import Settings
+from s3_sharing.definitions import build_definitions
+from s3_sharing.devtools import datagen
+from s3_sharing.devtools.keygen import KeyPair, generate_key_pair
+from s3_sharing.devtools.local_endpoints import local_stack
+from s3_sharing.outbound.registry import read_registry
+from s3_sharing.platform.settings import Settings
+from s3_sharing.transform.dbt_assets import HOURLY_MARTS_JOB, REFERENCE_MODELS_JOB, dbt_project, prepare
 
 PARTITION_START = "2026-01-01-00:00"
 TINY = datagen.Scale(

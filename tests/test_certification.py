@@ -7,14 +7,16 @@ import dagster as dg
 import duckdb
 import pytest
 
-from s3_sharing import cli, sensors
-from s3_sharing.checks import run_windows
-from s3_sharing.dbt_models import dbt_project
-from s3_sharing.location import CERTIFY_JOB, build_definitions
-from s3_sharing.notify import Notifier
-from s3_sharing.registry import read_registry
-from s3_sharing.resources import build_resources
-from s3_sharing.runbook import local_stack
+from s3_sharing import cli
+from s3_sharing.definitions import build_definitions
+from s3_sharing.devtools.local_endpoints import local_stack
+from s3_sharing.outbound import sensors
+from s3_sharing.outbound.checks import run_windows
+from s3_sharing.outbound.jobs import CERTIFY_JOB
+from s3_sharing.outbound.registry import read_registry
+from s3_sharing.platform.notify import Notifier
+from s3_sharing.platform.resources import build_resources
+from s3_sharing.transform.dbt_assets import dbt_project
 
 from .conftest import ARCHIVE, default_registry, registry_entry, write_registry
 from .webhook import WebhookReceiver
@@ -54,10 +56,10 @@ def meta(evaluation: dg.AssetCheckEvaluation, name: str):
 
 def role(settings, business_id: str):
     """The business's bucket as the delivery role sees it (to damage a delivery on purpose)."""
-    from s3_sharing.destinations import S3Deliveries
+    from s3_sharing.platform.storage import S3Buckets
 
     business = read_registry(settings.registry_path).get(business_id)
-    return S3Deliveries().open(business_id, business.destination)
+    return business.open_bucket(S3Buckets())
 
 
 def test_delivered_passes_after_delivery_and_an_undelivered_empty_window_passes(built, stack):
@@ -120,7 +122,7 @@ def test_keys_valid_warns_ten_days_ahead_and_errors_when_expired(settings, keys,
     entries[0] = registry_entry("acme", keys, public_key={"file": str(keys["expiring"].public)})
     entries[1]["public_key"] = {"file": str(keys["expired"].public)}
     monkeypatch.setenv("S3_SHARING_REGISTRY", str(write_registry(tmp_path / "keys.yaml", entries)))
-    from s3_sharing.settings import Settings
+    from s3_sharing.platform.settings import Settings
 
     with local_stack(read_registry(Settings.from_env().registry_path), ARCHIVE):
         checks = certify(Settings.from_env())
@@ -199,7 +201,7 @@ def test_the_hourly_job_builds_the_marts_then_delivers_active_businesses_only(
     entries = default_registry(keys)
     entries[3]["active"] = False
     monkeypatch.setenv("S3_SHARING_REGISTRY", str(write_registry(tmp_path / "inactive.yaml", entries)))
-    from s3_sharing.settings import Settings
+    from s3_sharing.platform.settings import Settings
 
     job = build_definitions(Settings.from_env()).resolve_job_def("hourly_sharing_job")
     keys_in_job = {k.path[-1] for k in job.asset_layer.selected_asset_keys}

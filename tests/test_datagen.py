@@ -3,7 +3,7 @@ from datetime import datetime, timedelta
 import duckdb
 import pytest
 
-from s3_sharing import datagen
+from s3_sharing.devtools import datagen
 
 END = datetime(2026, 1, 1, 12)
 

@@ -3,7 +3,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from s3_sharing.dbt_args import build_args, parse_args, window_vars
+from s3_sharing.transform.dbt_args import build_args, parse_args, window_vars
 
 START = datetime(2026, 1, 1, 5, tzinfo=UTC)
 

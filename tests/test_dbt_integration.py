@@ -9,8 +9,9 @@ import duckdb
 import pytest
 
 from s3_sharing import cli
-from s3_sharing.location import HOURLY_MARTS_JOB, REFERENCE_MODELS_JOB, build_definitions
-from s3_sharing.settings import REPO_ROOT, SettingsError
+from s3_sharing.definitions import build_definitions
+from s3_sharing.platform.settings import REPO_ROOT, SettingsError
+from s3_sharing.transform.dbt_assets import HOURLY_MARTS_JOB, REFERENCE_MODELS_JOB
 
 from .conftest import query
 

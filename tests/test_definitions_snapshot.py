@@ -13,8 +13,8 @@ from typing import Any
 import dagster as dg
 import yaml
 
-from s3_sharing.location import build_definitions
-from s3_sharing.settings import REPO_ROOT, Settings
+from s3_sharing.definitions import build_definitions
+from s3_sharing.platform.settings import REPO_ROOT, Settings
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "definitions.json"
 

@@ -11,8 +11,8 @@ import pytest
 from botocore.exceptions import ClientError
 from google.cloud import storage
 
-from s3_sharing.location import build_definitions
-from s3_sharing.manifest import Manifest, sha256_hex
+from s3_sharing.definitions import build_definitions
+from s3_sharing.outbound.manifest import Manifest, sha256_hex
 
 from .conftest import ARCHIVE, default_registry, query, registry_entry, write_registry
 from .gpg import Gpg
@@ -233,9 +233,9 @@ def test_one_failing_business_does_not_stop_the_others(settings, built, keys, tm
         },
     )
     monkeypatch.setenv("S3_SHARING_REGISTRY", str(write_registry(tmp_path / "failing.yaml", entries)))
-    from s3_sharing.registry import read_registry
-    from s3_sharing.runbook import local_stack
-    from s3_sharing.settings import Settings
+    from s3_sharing.devtools.local_endpoints import local_stack
+    from s3_sharing.outbound.registry import read_registry
+    from s3_sharing.platform.settings import Settings
 
     failing = Settings.from_env()
     provisioned = read_registry(built.registry_path)  # globex's real bucket exists; no-such-bucket does not
@@ -256,9 +256,9 @@ def test_an_expired_business_key_blocks_its_delivery(built, keys, tmp_path, monk
     entries = default_registry(keys)
     entries[0] = registry_entry("acme", keys, public_key={"file": str(keys["expired"].public)})
     monkeypatch.setenv("S3_SHARING_REGISTRY", str(write_registry(tmp_path / "expired.yaml", entries)))
-    from s3_sharing.registry import read_registry
-    from s3_sharing.runbook import local_stack
-    from s3_sharing.settings import Settings
+    from s3_sharing.devtools.local_endpoints import local_stack
+    from s3_sharing.outbound.registry import read_registry
+    from s3_sharing.platform.settings import Settings
 
     expired = Settings.from_env()
     with local_stack(read_registry(expired.registry_path), ARCHIVE) as stack:

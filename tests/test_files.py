@@ -8,9 +8,9 @@ import io
 import pyarrow as pa
 import pytest
 
-from s3_sharing.csvfile import CsvFileWriter, file_digests, runs_of
-from s3_sharing.iam import delivery_role_policy, delivery_role_trust_policy
-from s3_sharing.manifest import ChainLink, FileEntry, Manifest
+from s3_sharing.outbound.csvfile import CsvFileWriter, file_digests, runs_of
+from s3_sharing.outbound.iam import delivery_role_policy, delivery_role_trust_policy
+from s3_sharing.outbound.manifest import ChainLink, FileEntry, Manifest
 
 TRICKY = ['Café "Le Zinc"', "Uber, B.V.", "Lidl\nStore 42", "Ñu 王 Øster", "", "plain"]
 

@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from s3_sharing.layout import (
+from s3_sharing.outbound.layout import (
     DEFAULT_TEMPLATES,
     Cadence,
     Layout,

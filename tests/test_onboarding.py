@@ -6,8 +6,8 @@ import re
 import pytest
 
 from s3_sharing import cli
-from s3_sharing.onboarding import bucket_policy, kms_key_policy_statement
-from s3_sharing.registry import read_registry
+from s3_sharing.outbound.onboarding import bucket_policy, kms_key_policy_statement
+from s3_sharing.outbound.registry import read_registry
 
 from .conftest import default_registry, registry_entry, write_registry
 
@@ -38,9 +38,9 @@ def test_onboard_prints_the_role_the_least_privilege_policies_and_a_checklist(se
     objects = [s["Resource"] for s in bucket["Statement"] if s["Resource"].endswith("*")]
     assert objects == ["arn:aws:s3:::globex-bucket/psp/inbound/*"] * 2
     assert [s["Action"] for s in bucket["Statement"]] == [
-        ["s3:PutObject", "s3:PutObjectAcl", "s3:AbortMultipartUpload", "s3:DeleteObject"],
-        "s3:GetObject",
-        "s3:ListBucket",
+        ["s3:PutObject", "s3:PutObjectAcl", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+        ["s3:GetObject"],
+        ["s3:ListBucket"],
     ]
     listing = bucket["Statement"][2]
     assert listing["Resource"] == "arn:aws:s3:::globex-bucket"

@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import pytest
 
-from s3_sharing.partitions import (
+from s3_sharing.platform.time import (
     PartitionKeyError,
     hourly_key,
     hourly_partitions,

@@ -8,8 +8,8 @@ from pathlib import Path
 import yaml
 
 from s3_sharing import cli
-from s3_sharing.registry import Registry
-from s3_sharing.settings import REPO_ROOT
+from s3_sharing.outbound.registry import Registry
+from s3_sharing.platform.settings import REPO_ROOT
 
 README = (REPO_ROOT / "README.md").read_text()
 BLOCKS = re.findall(r"^```(\w+)\n(.*?)^```", README, re.MULTILINE | re.DOTALL)

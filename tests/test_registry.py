@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from s3_sharing.registry import RegistryError, load_registry
+from s3_sharing.outbound.registry import RegistryError, load_registry
 
 from .conftest import registry_entry, write_registry
 

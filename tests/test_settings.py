@@ -1,6 +1,6 @@
 import pytest
 
-from s3_sharing.settings import Settings, SettingsError
+from s3_sharing.platform.settings import Settings, SettingsError
 
 
 def test_defaults_use_dev_duckdb_under_the_local_folder():

@@ -11,13 +11,14 @@ import pysequoia
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from s3_sharing import crypto
-from s3_sharing.datasets import Dataset
-from s3_sharing.delivery import Deliverer, Window
-from s3_sharing.destinations import GcsArchive, S3Deliveries
-from s3_sharing.registry import Registry
-from s3_sharing.runbook import local_stack
-from s3_sharing.warehouse import DuckDBWarehouse, Relation
+from s3_sharing.devtools.local_endpoints import local_stack
+from s3_sharing.outbound.datasets import Dataset
+from s3_sharing.outbound.delivery import Deliverer
+from s3_sharing.outbound.registry import Registry
+from s3_sharing.platform import crypto
+from s3_sharing.platform.storage import GcsArchive, S3Buckets
+from s3_sharing.platform.time import Window
+from s3_sharing.platform.warehouse import DuckDBWarehouse, Relation
 
 from .conftest import ARCHIVE, BUSINESSES, registry_entry
 
@@ -72,7 +73,7 @@ def _open(body: bytes, secret: Path) -> list[dict[str, str]]:
 @given(data=rows, chosen=registries)
 def test_no_row_reaches_another_business(tmp_path_factory, keys, data, chosen):
     start = BASE + timedelta(hours=next(hours))  # a fresh window per example
-    window = Window(start, start + timedelta(hours=1))
+    window = Window("test", start, start + timedelta(hours=1))
     directory = tmp_path_factory.mktemp("isolation")
     _warehouse(directory / "w.duckdb", data, start)
     registry = Registry.model_validate(
@@ -88,7 +89,7 @@ def test_no_row_reaches_another_business(tmp_path_factory, keys, data, chosen):
                 Dataset.ANALYTICS: Relation(None, "main_marts", "analytics"),
             },
             archive=GcsArchive(bucket=ARCHIVE),
-            s3=S3Deliveries(),
+            s3=S3Buckets(),
             signer=signer,
             audit_cert=crypto.load_cert(keys["audit"].public.read_text(), "audit"),
             batch_rows=7,  # many small batches: runs of one user span batch boundaries

@@ -19,13 +19,14 @@ import dagster as dg
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from s3_sharing.dagster_dev import NO_TELEMETRY, DagsterDev, dagster_dev
-from s3_sharing.datasets import SOURCES
-from s3_sharing.destinations import GcsArchive
-from s3_sharing.local_endpoints import free_port
-from s3_sharing.location import REFERENCE_MODELS_JOB, build_definitions
-from s3_sharing.runbook import verify
-from s3_sharing.settings import LOCAL_DIR, REPO_ROOT, Settings
+from s3_sharing.cli.runbook import verify
+from s3_sharing.definitions import build_definitions
+from s3_sharing.devtools.dagster_dev import NO_TELEMETRY, DagsterDev, dagster_dev
+from s3_sharing.devtools.local_endpoints import free_port
+from s3_sharing.outbound.datasets import SOURCES
+from s3_sharing.platform.settings import LOCAL_DIR, REPO_ROOT, Settings
+from s3_sharing.platform.storage import GcsArchive
+from s3_sharing.transform.dbt_assets import REFERENCE_MODELS_JOB
 from tests.conftest import ARCHIVE
 
 ARTIFACTS = REPO_ROOT / "test-artifacts"

@@ -4,8 +4,8 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from s3_sharing import warehouse as wh
-from s3_sharing.warehouse import BigQueryWarehouse, DuckDBWarehouse, Relation, WindowQuery
+from s3_sharing.platform import warehouse as wh
+from s3_sharing.platform.warehouse import BigQueryWarehouse, DuckDBWarehouse, Relation, WindowQuery
 
 START = datetime(2026, 1, 1, 10, tzinfo=UTC)
 END = START + timedelta(hours=1)

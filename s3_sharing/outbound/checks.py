@@ -15,31 +15,32 @@ Under ``dagster dev``, Dagster 1.13 also records a *planned* evaluation for the 
 which it shows as skipped beside the real (unpartitioned) one.
 """
 
-import csv
-import io
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 import dagster as dg
-import pysequoia
 
-from s3_sharing import crypto
-from s3_sharing.certification import Certifier, PartitionWindow
-from s3_sharing.datasets import Dataset
-from s3_sharing.deliveries import delivery_key
-from s3_sharing.delivery import chain_head
-from s3_sharing.destinations import GcsArchive, S3Deliveries
-from s3_sharing.layout import Cadence
-from s3_sharing.manifest import Manifest
-from s3_sharing.registry import Business
-from s3_sharing.resources import PlatformKeys
-from s3_sharing.warehouse import Relation, Warehouse, WindowQuery
+from s3_sharing.outbound.assets import delivery_key
+from s3_sharing.outbound.audits import Severity, key_findings, sample_latest_delivery
+from s3_sharing.outbound.certification import Certifier, Status
+from s3_sharing.outbound.datasets import Dataset
+from s3_sharing.outbound.registry import Business
+from s3_sharing.platform import crypto
+from s3_sharing.platform.resources import PlatformKeys
+from s3_sharing.platform.storage import GcsArchive, S3Buckets
+from s3_sharing.platform.time import Cadence, Window, last_windows
+from s3_sharing.platform.warehouse import Relation, Warehouse, WindowQuery
 
-DELIVERED, KEYS_VALID, TENANT_ISOLATION = "delivered", "keys_valid", "tenant_isolation"
 DEFAULT_LOOKBACK = {Cadence.HOURLY: 48, Cadence.DAILY: 14, Cadence.WEEKLY: 8}
-ISOLATION_SAMPLE_FILES = 3
 ALL_TIME = (datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC))
+
+
+class DeliveryCheck(StrEnum):
+    DELIVERED = "delivered"
+    KEYS_VALID = "keys_valid"
+    TENANT_ISOLATION = "tenant_isolation"
 
 
 class CertificationConfig(dg.Config):
@@ -53,50 +54,9 @@ class CertificationConfig(dg.Config):
     key_warning_days: int = 30
 
 
-def lookback_windows(
-    partitions: dg.TimeWindowPartitionsDefinition,
-    last: str | None,
-    lookback: int,
-    full_history: bool = False,
-    now: datetime | None = None,
-) -> list[PartitionWindow]:
-    keys = partitions.get_partition_keys(current_time=now or datetime.now(UTC))
-    if last is not None:
-        if last not in keys:
-            raise ValueError(f"partition {last!r} is not a complete partition")
-        keys = keys[: keys.index(last) + 1]
-    return [PartitionWindow.of(partitions, k) for k in (keys if full_history else keys[-lookback:])]
-
-
-def key_findings(
-    keys: Sequence[tuple[str, Any, bool]], warning_days: int, now: datetime | None = None
-) -> list[tuple[dg.AssetCheckSeverity, str]]:
-    """Problems of (owner, certificate, must encrypt) keys: expired, revoked or unusable keys are
-    errors; a key that expires within ``warning_days`` is a warning."""
-    moment = now or datetime.now(UTC)
-    findings = []
-    for owner, cert, must_encrypt in keys:
-        try:
-            crypto.require_unexpired(cert, owner, moment)
-        except crypto.KeyProblem as problem:
-            findings.append((dg.AssetCheckSeverity.ERROR, str(problem)))
-            continue
-        if must_encrypt:
-            try:
-                pysequoia.encrypt(b"probe", recipients=[cert])
-            except Exception as error:
-                findings.append((dg.AssetCheckSeverity.ERROR, f"{owner}: cannot encrypt to key ({error})"))
-                continue
-        expires = crypto.expiry(cert)
-        if expires is not None and expires - moment < timedelta(days=warning_days):
-            days = (expires - moment).days
-            findings.append(
-                (dg.AssetCheckSeverity.WARN, f"{owner}: key expires in {days} days ({expires:%Y-%m-%d})")
-            )
-    return findings
-
-
-def _result(check: str, business: Business, passed: bool, severity: dg.AssetCheckSeverity, **metadata: Any):
+def _result(
+    check: DeliveryCheck, business: Business, passed: bool, severity: dg.AssetCheckSeverity, **metadata: Any
+):
     return dg.AssetCheckResult(
         asset_key=delivery_key(business.id),
         check_name=check,
@@ -114,7 +74,7 @@ class _Evaluation:
         config: CertificationConfig,
         warehouse: Warehouse,
         archive: GcsArchive,
-        s3: S3Deliveries,
+        s3: S3Buckets,
         keys: PlatformKeys,
         relations: Mapping[Dataset, Relation],
         users: Relation,
@@ -130,22 +90,23 @@ class _Evaluation:
         self.audit_cert = keys.audit_cert()
         self.certifier = Certifier(warehouse, relations, archive, s3, self.signing_cert, deep=config.deep)
 
-    def delivered(self, business: Business, windows: list[PartitionWindow]) -> dg.AssetCheckResult:
+    def delivered(self, business: Business, windows: list[Window]) -> dg.AssetCheckResult:
         verdicts = self.certifier.certify(business, windows)
-        failing = [v for v in verdicts if not v.ok and v.status != "pending"]
+        failing = [v for v in verdicts if v.status.failing]
+        listed = {status: [v.partition for v in verdicts if v.status is status] for status in Status}
         return _result(
-            DELIVERED,
+            DeliveryCheck.DELIVERED,
             business,
             passed=not failing,
             severity=dg.AssetCheckSeverity.ERROR,
             windows=len(verdicts),
             first=windows[0].key if windows else "",
             last=windows[-1].key if windows else "",
-            delivered=sum(v.status == "delivered" for v in verdicts),
-            empty=sum(v.status == "empty" for v in verdicts),
-            pending=[v.partition for v in verdicts if v.status == "pending"],
-            missing=[v.partition for v in verdicts if v.status == "missing"],
-            mismatched=[v.partition for v in verdicts if v.status == "mismatched"],
+            delivered=len(listed[Status.DELIVERED]),
+            empty=len(listed[Status.EMPTY]),
+            pending=listed[Status.PENDING],
+            missing=listed[Status.MISSING],
+            mismatched=listed[Status.MISMATCHED],
             problems=[v.describe() for v in failing][:50],
         )
 
@@ -159,56 +120,46 @@ class _Evaluation:
             ],
             self.config.key_warning_days,
         )
-        errors = [m for s, m in findings if s == dg.AssetCheckSeverity.ERROR]
+        errors = [f for f in findings if f.severity is Severity.ERROR]
         expiry = crypto.expiry(business_cert)
         return _result(
-            KEYS_VALID,
+            DeliveryCheck.KEYS_VALID,
             business,
             passed=not findings,
             severity=dg.AssetCheckSeverity.ERROR if errors else dg.AssetCheckSeverity.WARN,
             business_key=business_cert.fingerprint,
             business_key_expires=f"{expiry:%Y-%m-%d}" if expiry else "never",
-            findings=[m for _, m in findings],
+            findings=[f.message for f in findings],
         )
 
     def tenant_isolation(self, business: Business) -> dg.AssetCheckResult:
         decryptor = self.keys.audit_decryptor()
         if decryptor is None:
             return _result(
-                TENANT_ISOLATION,
+                DeliveryCheck.TENANT_ISOLATION,
                 business,
                 passed=False,
                 severity=dg.AssetCheckSeverity.WARN,
                 reason="no audit secret key configured (S3_SHARING_AUDIT_SECRET_KEY_FILE): nothing sampled",
             )
-        head = chain_head(self.archive, business.id)
-        if head is None:
+        sample = sample_latest_delivery(self.archive, business.id, decryptor, self._users(business))
+        if sample is None:
             return _result(
-                TENANT_ISOLATION,
+                DeliveryCheck.TENANT_ISOLATION,
                 business,
                 True,
                 dg.AssetCheckSeverity.ERROR,
                 sampled_files=[],
                 reason="no delivery yet",
             )
-        manifest = Manifest.from_bytes(self.archive.read(head.key) or b"")
-        users = self._users(business)
-        foreign: list[str] = []
-        sampled = manifest.files[:ISOLATION_SAMPLE_FILES]
-        for file in sampled:
-            body = self.archive.read(f"{business.id}/{file.key}")
-            plain = pysequoia.decrypt(body, decryptor=decryptor).bytes if body else b""
-            for row in csv.DictReader(io.StringIO(plain.decode(), newline="")):
-                if row.get("business_id") != business.id or row.get("user_id") not in users:
-                    foreign.append(f"{file.key}: user {row.get('user_id')!r} of {row.get('business_id')!r}")
         return _result(
-            TENANT_ISOLATION,
+            DeliveryCheck.TENANT_ISOLATION,
             business,
-            passed=not foreign,
+            passed=not sample.foreign_rows,
             severity=dg.AssetCheckSeverity.ERROR,
-            manifest_window=manifest.window_start,
-            sampled_files=[f.key for f in sampled],
-            foreign_rows=foreign[:20],
+            manifest_window=sample.manifest_window,
+            sampled_files=sample.sampled_files,
+            foreign_rows=sample.foreign_rows[:20],
         )
 
     def _users(self, business: Business) -> set[str]:
@@ -220,14 +171,14 @@ class _Evaluation:
 
 def run_windows(
     tags: Mapping[str, str], partitions: dg.TimeWindowPartitionsDefinition
-) -> list[PartitionWindow] | None:
+) -> list[Window] | None:
     """The windows a partitioned run delivered (its partition or its range); None when unpartitioned."""
     first = tags.get("dagster/partition") or tags.get("dagster/asset_partition_range_start")
     last = tags.get("dagster/partition") or tags.get("dagster/asset_partition_range_end")
     if not first or not last:
         return None
     keys = partitions.get_partition_keys_in_range(dg.PartitionKeyRange(first, last))
-    return [PartitionWindow.of(partitions, k) for k in keys]
+    return [Window.of(partitions, k) for k in keys]
 
 
 def build_delivery_checks(
@@ -244,19 +195,19 @@ def build_delivery_checks(
         for b in businesses
         for spec in (
             dg.AssetCheckSpec(
-                DELIVERED,
+                DeliveryCheck.DELIVERED,
                 asset=delivery_key(b.id),
                 description="Every window with rows in the warehouse has a signed manifest in S3 and GCS "
-                "whose files and row counts match (seed 001's certification).",
+                "whose files and row counts match.",
             ),
             dg.AssetCheckSpec(
-                KEYS_VALID,
+                DeliveryCheck.KEYS_VALID,
                 asset=delivery_key(b.id),
                 description="The business's key and the platform's signing and audit keys are usable and "
                 "do not expire within the warning horizon.",
             ),
             dg.AssetCheckSpec(
-                TENANT_ISOLATION,
+                DeliveryCheck.TENANT_ISOLATION,
                 asset=delivery_key(b.id),
                 description="A sample of the latest delivery, opened with the audit key, holds only this "
                 "business's users.",
@@ -270,7 +221,7 @@ def build_delivery_checks(
         config: CertificationConfig,
         warehouse: dg.ResourceParam[Warehouse],
         archive: GcsArchive,
-        s3: S3Deliveries,
+        s3: S3Buckets,
         keys: PlatformKeys,
     ) -> Iterator[dg.AssetCheckResult]:
         evaluation = _Evaluation(config, warehouse, archive, s3, keys, relations, users)
@@ -279,19 +230,19 @@ def build_delivery_checks(
             windows = delivered  # a delivery run: the windows it delivered
         else:
             lookback = config.lookback or DEFAULT_LOOKBACK[cadence]
-            windows = lookback_windows(partitions, config.last, lookback, config.full_history)
+            windows = last_windows(partitions, config.last, lookback, config.full_history)
         for check in sorted(context.selected_asset_check_keys, key=lambda k: (k.asset_key.path, k.name)):
             business = by_id[check.asset_key.path[-1]]
             try:
-                if check.name == DELIVERED:
+                if check.name == DeliveryCheck.DELIVERED:
                     yield evaluation.delivered(business, windows)
-                elif check.name == KEYS_VALID:
+                elif check.name == DeliveryCheck.KEYS_VALID:
                     yield evaluation.keys_valid(business, public_keys[business.id])
                 else:
                     yield evaluation.tenant_isolation(business)
             except Exception as error:  # one business's trouble fails its check, not the others'
                 yield _result(
-                    check.name,
+                    DeliveryCheck(check.name),
                     business,
                     False,
                     dg.AssetCheckSeverity.ERROR,

@@ -2,26 +2,22 @@
 
 Placeholders: ``{dataset}``, ``{date}`` (YYYY-MM-DD of the window start), ``{hour}`` (HH),
 ``{window}`` (window start as YYYYMMDDTHHMMZ), ``{user_id}`` and ``{business_id}``. A template
-with ``{user_id}`` writes one file per user and data set (seed 000); without it, one file per data
-set (seed 001). Templates that could give two windows or two data sets the same name are refused.
+with ``{user_id}`` writes one file per user and data set (a per-user folder tree); without it, one
+file per data set and window. Templates that could give two windows or two data sets the same name
+are refused.
 """
 
 import re
 import string
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
+
+from s3_sharing.platform.time import Cadence
 
 PLACEHOLDERS = frozenset({"dataset", "date", "hour", "window", "user_id", "business_id"})
 MANIFEST_FOLDER = "_manifests"
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
 _SAFE_LITERAL = re.compile(r"^[A-Za-z0-9_.=/-]*$")
-
-
-class Cadence(StrEnum):
-    HOURLY = "hourly"
-    DAILY = "daily"
-    WEEKLY = "weekly"
 
 
 DEFAULT_TEMPLATES = {

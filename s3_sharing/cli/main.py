@@ -1,53 +1,38 @@
-"""``s3-sharing``: the runbook commands, usable from any terminal."""
+"""``s3-sharing``: argument parsing and the runbook commands, usable from any terminal."""
 
 import argparse
-import contextlib
-import os
-import signal
 import sys
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 import boto3
 import dagster as dg
 from botocore.exceptions import BotoCoreError, ClientError
 
-from s3_sharing import datagen, runbook
-from s3_sharing.certification import STATUSES
-from s3_sharing.dagster_dev import GraphQLError, dagster_dev
-from s3_sharing.datasets import SOURCES
-from s3_sharing.dbt_models import dbt_project, load_manifest, model_relation, prepare
-from s3_sharing.deliveries import cadence_partitions
-from s3_sharing.destinations import S3Deliveries
-from s3_sharing.layout import Cadence
-from s3_sharing.local_endpoints import LocalEndpoints, write_env_file
-from s3_sharing.location import HOURLY_MARTS_JOB, REFERENCE_MODELS_JOB, build_definitions
-from s3_sharing.onboarding import onboarding_pack, verify_access
-from s3_sharing.partitions import (
+from s3_sharing.cli import runbook
+from s3_sharing.cli.demo import cmd_demo, cmd_endpoints
+from s3_sharing.definitions import build_definitions
+from s3_sharing.devtools import datagen
+from s3_sharing.devtools.dagster_dev import GraphQLError
+from s3_sharing.outbound.onboarding import onboarding_pack, verify_access
+from s3_sharing.outbound.registry import Business, RegistryError, read_registry
+from s3_sharing.platform.settings import LOCAL_DIR, Settings, SettingsError
+from s3_sharing.platform.storage import S3Buckets
+from s3_sharing.platform.time import (
+    Cadence,
     PartitionKeyError,
-    hourly_key,
+    cadence_partitions,
     hourly_partitions,
     parse_hourly_key,
     require_partition,
 )
-from s3_sharing.registry import Business, RegistryError, read_registry
-from s3_sharing.settings import LOCAL_DIR, Settings, SettingsError
-from s3_sharing.warehouse import DuckDBWarehouse, WindowQuery
+from s3_sharing.transform.dbt_assets import (
+    dbt_project,
+    prepare,
+)
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-DEMO_SCALE = {"businesses": 6, "users_per_business": 50, "events_per_hour": 120, "hours": 24}
-
-
-def _instance() -> dg.DagsterInstance:
-    """The persistent instance when DAGSTER_HOME is set (runs then show in the UI)."""
-    if home := os.environ.get("DAGSTER_HOME"):
-        Path(home).mkdir(parents=True, exist_ok=True)
-        return dg.DagsterInstance.get()
-    print("DAGSTER_HOME is not set: runs are not recorded (set it to see them in the UI)")
-    return dg.DagsterInstance.ephemeral()
 
 
 def cmd_prepare(settings: Settings, _: argparse.Namespace) -> int:
@@ -91,131 +76,10 @@ def _window_keys(args: argparse.Namespace, partitions: dg.TimeWindowPartitionsDe
     return first, last
 
 
-def materialize(settings: Settings, first: str, last: str) -> None:
-    """Build the staging views, then the marts for hours ``first``..``last`` in one dbt run."""
-    settings.require_warehouse()
-    defs = build_definitions(settings)
-    instance = _instance()
-    started = time.perf_counter()
-    defs.resolve_job_def(REFERENCE_MODELS_JOB).execute_in_process(instance=instance, run_config=QUIET)
-    defs.resolve_job_def(HOURLY_MARTS_JOB).execute_in_process(
-        instance=instance,
-        run_config=QUIET,
-        tags={
-            "dagster/asset_partition_range_start": first,
-            "dagster/asset_partition_range_end": last,
-        },
-    )
-    elapsed = time.perf_counter() - started
-    start = parse_hourly_key(first)
-    end = parse_hourly_key(last) + timedelta(hours=1)
-    hours = int((end - start) / timedelta(hours=1))
-    print(f"materialized {hours} hours {first} .. {last} in {elapsed:.1f}s")
-    if settings.dbt_target == "dev":
-        print_window_counts(settings, start, end)
-
-
-def print_window_counts(settings: Settings, start: datetime, end: datetime) -> None:
-    manifest = load_manifest(dbt_project(settings))
-    warehouse = DuckDBWarehouse(path=str(settings.duckdb_path))
-    for source in SOURCES.values():
-        query = WindowQuery(model_relation(manifest, source.model), source.window_column, start, end)
-        print(f"  marts.{source.model:<14} {warehouse.count(query):>10,} rows in window")
-
-
 def cmd_materialize(settings: Settings, args: argparse.Namespace) -> int:
     first, last = _window_keys(args, hourly_partitions(settings.partition_start))
-    materialize(settings, first, last)
+    runbook.materialize(settings, first, last)
     return 0
-
-
-def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
-    """A demo day end to end: data, dbt, deliveries to local S3 and GCS, and a summary."""
-    end = datagen.current_hour()
-    settings.duckdb_path.unlink(missing_ok=True)  # a fresh warehouse: no marts left from an earlier demo
-    counts = datagen.generate(settings.duckdb_path, datagen.Scale(end=end, seed=args.seed, **DEMO_SCALE))
-    businesses = DEMO_SCALE["businesses"]
-    print(f"generated {sum(counts.values()):,} rows, {businesses} businesses, in {settings.duckdb_path}")
-    registry = read_registry(settings.registry_path)
-    runbook.ensure_demo_keys(settings, registry, LOCAL_DIR / "keys")
-    prepare(dbt_project(settings))
-    start = end - timedelta(hours=DEMO_SCALE["hours"])
-    materialize(
-        settings,
-        hourly_key(start.replace(tzinfo=UTC)),
-        hourly_key((end - timedelta(hours=1)).replace(tzinfo=UTC)),
-    )
-    outcomes = []
-    with runbook.local_stack(registry, settings.archive_bucket) as endpoints:
-        print(f"local S3/STS/IAM/KMS at {endpoints.aws_url}, GCS at {endpoints.gcs_url}")
-        defs = build_definitions(settings)
-        instance = _instance()
-        for cadence in Cadence:
-            keys = complete_partitions(
-                cadence, settings.partition_start, start.replace(tzinfo=UTC), end.replace(tzinfo=UTC)
-            )
-            outcomes += runbook.deliver(defs, instance, registry, cadence, keys).values()
-        print(runbook.summary_table(outcomes))
-        print("\ncertification of the demo day (s3-sharing verify):")
-        first_day = start.replace(hour=0, tzinfo=UTC)  # so daily windows are inside the range too
-        verdicts = runbook.verify(settings, first_day, end.replace(tzinfo=UTC))
-        _print_verdicts(verdicts)
-        print(f"verify: {sum(v.ok for v in verdicts)} of {len(verdicts)} windows certified")
-        succeeded = not any(o.failed for o in outcomes) and all(v.ok for v in verdicts)
-        if args.ui:
-            serve_ui(endpoints, Path(args.env_file), args.port)
-        else:
-            print(
-                f"\nruns recorded in {os.environ.get('DAGSTER_HOME') or 'nowhere (DAGSTER_HOME is unset)'}; "
-                "the local S3 and GCS stop with this command.\n"
-                "next: `make dev` runs this demo again and keeps it open in the Dagster UI at "
-                "http://127.0.0.1:3000 (Catalog → deliveries → acme → Partitions, Checks)"
-            )
-    return 0 if succeeded else 1
-
-
-def serve_ui(endpoints: LocalEndpoints, env_file: Path, port: int) -> None:
-    """``dagster dev`` on this instance and these endpoints, until Ctrl-C."""
-    home = Path(os.environ.get("DAGSTER_HOME") or LOCAL_DIR / "dagster_home")
-    with _published(endpoints, env_file), dagster_dev(home, endpoints.environment(), port) as ui:
-        ui.wait_until_loaded()
-        ui.skip_welcome()
-        stop = _stop_on_signals()
-        print(f"\nDagster UI: {ui.url}   (Ctrl-C stops it and the local endpoints)", flush=True)
-        while not stop.wait(1) and ui.process.poll() is None:
-            pass
-
-
-@contextlib.contextmanager
-def _published(endpoints: LocalEndpoints, env_file: Path) -> Iterator[None]:
-    """The endpoints' environment in a file (0600) other shells can source, while they run."""
-    env_file.parent.mkdir(parents=True, exist_ok=True)
-    write_env_file(env_file, endpoints.environment())
-    env_file.chmod(0o600)
-    print(f"environment for other shells: source {env_file}", flush=True)
-    try:
-        yield
-    finally:
-        env_file.unlink(missing_ok=True)
-
-
-def _stop_on_signals() -> threading.Event:
-    """An event Ctrl-C (SIGINT) or SIGTERM sets. Handled explicitly: a process started in the
-    background of a non-interactive shell inherits an *ignored* SIGINT, and must still stop."""
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    return stop
-
-
-def complete_partitions(cadence: Cadence, partition_start: str, start: datetime, end: datetime) -> list[str]:
-    """Keys of the cadence's windows that have ended by ``end`` and overlap [start, end)."""
-    partitions = cadence_partitions(cadence, partition_start)
-    return [
-        key
-        for key in partitions.get_partition_keys()
-        if start < partitions.time_window_for_partition_key(key).end <= end
-    ]
 
 
 def _hour_range(args: argparse.Namespace, settings: Settings) -> tuple[datetime, datetime]:
@@ -231,7 +95,7 @@ def cmd_deliver(settings: Settings, args: argparse.Namespace) -> int:
     unknown = set(args.business or ()) - {b.id for b in registry.businesses}
     if unknown:
         raise RegistryError(f"{settings.registry_path}: no business {sorted(unknown)[0]!r}")
-    defs, instance = build_definitions(settings), _instance()
+    defs, instance = build_definitions(settings), runbook.instance()
     outcomes = []
     for cadence in Cadence:
         keys = [
@@ -244,26 +108,10 @@ def cmd_deliver(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if any(o.failed for o in outcomes) else 0
 
 
-def _print_verdicts(verdicts: list, show_ok: bool = False) -> None:
-    by_business: dict[str, list] = {}
-    for verdict in verdicts:
-        by_business.setdefault(verdict.business_id, []).append(verdict)
-    for business_id, found in by_business.items():
-        counts = {s: [v.partition for v in found if v.status == s] for s in STATUSES}
-        print(
-            f"{business_id:<10} delivered {len(counts['delivered']):>4}  empty {len(counts['empty']):>4}  "
-            f"missing {len(counts['missing']):>3}  mismatched {len(counts['mismatched']):>3}  "
-            f"pending {len(counts['pending']):>3}"
-        )
-        for verdict in found:
-            if show_ok or not verdict.ok:
-                print(f"  {verdict.describe()}")
-
-
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     """Per business, the partitions missing, mismatched or pending in the recent windows."""
     start, end = _hour_range(args, settings)
-    _print_verdicts(runbook.verify(settings, start, end, args.business))
+    runbook.print_verdicts(runbook.verify(settings, start, end, args.business))
     return 0
 
 
@@ -271,24 +119,10 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
     """Re-run the certification for the range; non-zero when any window is not certified."""
     start, end = _hour_range(args, settings)
     verdicts = runbook.verify(settings, start, end, args.business, deep=args.deep, progress=print)
-    _print_verdicts(verdicts)
+    runbook.print_verdicts(verdicts)
     failing = [v for v in verdicts if not v.ok]
     print(f"verify: {len(verdicts) - len(failing)} of {len(verdicts)} windows certified")
     return 1 if failing else 0
-
-
-def cmd_endpoints(settings: Settings, args: argparse.Namespace) -> int:
-    """Run local S3/STS/IAM/KMS and GCS for the registry until interrupted (for `make dev`)."""
-    registry = read_registry(settings.registry_path)
-    with (
-        runbook.local_stack(registry, settings.archive_bucket) as endpoints,
-        _published(endpoints, Path(args.env_file)),
-    ):
-        stop = _stop_on_signals()
-        print(f"local S3/STS/IAM/KMS at {endpoints.aws_url}, GCS at {endpoints.gcs_url} (Ctrl-C stops both)")
-        stop.wait()
-    print("local endpoints stopped")
-    return 0
 
 
 def cmd_onboard(settings: Settings, args: argparse.Namespace) -> int:
@@ -315,7 +149,7 @@ def _caller_principal() -> str:
 def cmd_verify_access(settings: Settings, args: argparse.Namespace) -> int:
     """Check the connection as a delivery uses it; each failure says what is missing, on what."""
     business = _business(settings, args.business)
-    steps = verify_access(business, S3Deliveries())
+    steps = verify_access(business, S3Buckets())
     for step in steps:
         print(step.line())
     ok = all(step.ok for step in steps)

@@ -1,7 +1,9 @@
-"""Where files go: the GCS audit archive, and each business's S3 bucket through an assumed role.
+"""Object storage: the GCS audit archive, and other organisations' S3 buckets through an assumed role.
 
-Both reach their service through the standard environment (``AWS_ENDPOINT_URL``,
-``STORAGE_EMULATOR_HOST``, credentials): there is no emulator-specific code path here.
+A ``Bucket`` reads and writes one prefix of one bucket; it knows nothing of who the owner is to
+the platform (a business we deliver to, a customer we import from). Both services are reached
+through the standard environment (``AWS_ENDPOINT_URL``, ``STORAGE_EMULATOR_HOST``, credentials):
+there is no emulator-specific code path here.
 """
 
 import base64
@@ -20,13 +22,11 @@ from google.api_core.exceptions import NotFound
 from google.cloud import storage
 from pydantic import PrivateAttr
 
-from s3_sharing.registry import Destination
-
 MiB = 1024 * 1024
 
 
-class DestinationError(RuntimeError):
-    """A destination refused or failed a write; the message says which business and what."""
+class StorageError(RuntimeError):
+    """A bucket refused or failed a request; the message says whose bucket, what and why."""
 
     def __init__(self, message: str, code: str = "") -> None:
         super().__init__(message)
@@ -78,38 +78,59 @@ class GcsArchive(dg.ConfigurableResource):
         }
 
 
-@dataclass
-class BucketWriter:
-    """Writes into one business's bucket with credentials of the role assumed for this delivery."""
+@dataclass(frozen=True)
+class BucketLocation:
+    """One prefix of one bucket, and how objects written there are encrypted at rest."""
 
-    business_id: str
-    destination: Destination
+    bucket: str
+    region: str
+    prefix: str = ""
+    sse_mode: str = "AES256"
+    kms_key_arn: str | None = None
+
+
+@dataclass(frozen=True)
+class AssumedRole:
+    """The role the platform assumes to reach a bucket of another account."""
+
+    role_arn: str
+    external_id: str | None = None
+
+
+@dataclass
+class Bucket:
+    """Reads and writes one prefix with the credentials of the role assumed for it.
+
+    Keys are relative to the prefix. ``owner`` names whose bucket it is in every error.
+    """
+
+    owner: str
+    location: BucketLocation
     client: Any
     transfer: TransferConfig
 
     def uri(self, key: str) -> str:
-        return f"s3://{self.destination.bucket}/{self.destination.prefix}{key}"
+        return f"s3://{self.location.bucket}/{self.location.prefix}{key}"
 
     def _extra_args(self, content_type: str) -> dict[str, str]:
-        sse = self.destination.sse
         extra = {
             "ACL": "bucket-owner-full-control",
-            "ServerSideEncryption": sse.mode,
+            "ServerSideEncryption": self.location.sse_mode,
             "ContentType": content_type,
             "ChecksumAlgorithm": "SHA256",  # S3 verifies it on arrival and reports it on HEAD
         }
-        if sse.kms_key_arn:
-            extra["SSEKMSKeyId"] = sse.kms_key_arn
+        if self.location.kms_key_arn:
+            extra["SSEKMSKeyId"] = self.location.kms_key_arn
         return extra
 
     def upload_file(self, key: str, path: Path, content_type: str = "application/pgp-encrypted") -> str:
         """Multipart above the transfer threshold (boto3's transfer manager)."""
-        full_key = self.destination.prefix + key
-        with _explained(self.business_id, f"writing {self.uri(key)}"):
+        full_key = self.location.prefix + key
+        with _explained(self.owner, f"writing {self.uri(key)}"):
             if path.stat().st_size < self.transfer.multipart_threshold:
                 with path.open("rb") as body:  # one request: the transfer manager's threads cost more
                     self.client.put_object(
-                        Bucket=self.destination.bucket,
+                        Bucket=self.location.bucket,
                         Key=full_key,
                         Body=body,
                         **self._extra_args(content_type),
@@ -117,7 +138,7 @@ class BucketWriter:
             else:
                 self.client.upload_file(
                     str(path),
-                    self.destination.bucket,
+                    self.location.bucket,
                     full_key,
                     ExtraArgs=self._extra_args(content_type),
                     Config=self.transfer,
@@ -125,26 +146,24 @@ class BucketWriter:
         return self.uri(key)
 
     def upload_bytes(self, key: str, data: bytes, content_type: str) -> str:
-        with _explained(self.business_id, f"writing {self.uri(key)}"):
+        with _explained(self.owner, f"writing {self.uri(key)}"):
             self.client.put_object(
-                Bucket=self.destination.bucket,
-                Key=self.destination.prefix + key,
+                Bucket=self.location.bucket,
+                Key=self.location.prefix + key,
                 Body=data,
                 **self._extra_args(content_type),
             )
         return self.uri(key)
 
     def delete(self, key: str) -> None:
-        with _explained(self.business_id, f"deleting {self.uri(key)}"):
-            self.client.delete_object(Bucket=self.destination.bucket, Key=self.destination.prefix + key)
+        with _explained(self.owner, f"deleting {self.uri(key)}"):
+            self.client.delete_object(Bucket=self.location.bucket, Key=self.location.prefix + key)
 
     def read(self, key: str) -> bytes | None:
-        """An object we wrote (manifests, for certification); None when it is not there."""
-        with _explained(self.business_id, f"reading {self.uri(key)}"):
+        """An object's content; None when it is not there."""
+        with _explained(self.owner, f"reading {self.uri(key)}"):
             try:
-                response = self.client.get_object(
-                    Bucket=self.destination.bucket, Key=self.destination.prefix + key
-                )
+                response = self.client.get_object(Bucket=self.location.bucket, Key=self.location.prefix + key)
             except ClientError as error:
                 if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                     return None
@@ -154,33 +173,33 @@ class BucketWriter:
     def sizes(self) -> dict[str, int]:
         """Every object under the prefix (keys relative to it) and its size, by listing."""
         found: dict[str, int] = {}
-        with _explained(self.business_id, f"listing {self.uri('')}"):
+        with _explained(self.owner, f"listing {self.uri('')}"):
             pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.destination.bucket, Prefix=self.destination.prefix
+                Bucket=self.location.bucket, Prefix=self.location.prefix
             )
             for page in pages:
                 for item in page.get("Contents", []):
-                    found[item["Key"].removeprefix(self.destination.prefix)] = int(item["Size"])
+                    found[item["Key"].removeprefix(self.location.prefix)] = int(item["Size"])
         return found
 
     def encryption(self, key: str) -> tuple[str | None, str | None]:
         """How S3 encrypted an object at rest: (``ServerSideEncryption``, ``SSEKMSKeyId``)."""
-        with _explained(self.business_id, f"checking {self.uri(key)}"):
-            head = self.client.head_object(Bucket=self.destination.bucket, Key=self.destination.prefix + key)
+        with _explained(self.owner, f"checking {self.uri(key)}"):
+            head = self.client.head_object(Bucket=self.location.bucket, Key=self.location.prefix + key)
         return head.get("ServerSideEncryption"), head.get("SSEKMSKeyId")
 
     def sha256(self, key: str) -> str | None:
         """The SHA-256 (hex) S3 computed on arrival; None for multipart (composite) checksums."""
-        with _explained(self.business_id, f"checking {self.uri(key)}"):
+        with _explained(self.owner, f"checking {self.uri(key)}"):
             head = self.client.head_object(
-                Bucket=self.destination.bucket, Key=self.destination.prefix + key, ChecksumMode="ENABLED"
+                Bucket=self.location.bucket, Key=self.location.prefix + key, ChecksumMode="ENABLED"
             )
         value = head.get("ChecksumSHA256")
         return None if value is None or "-" in value else base64.b64decode(value).hex()
 
 
-class S3Deliveries(dg.ConfigurableResource):
-    """Opens a business's bucket by assuming its delivery role when a delivery starts.
+class S3Buckets(dg.ConfigurableResource):
+    """Opens another account's bucket by assuming the role it grants us, when a run starts.
 
     The platform's own credentials come from the standard AWS chain (environment, instance or
     pod role); they are only ever used for ``sts:AssumeRole``.
@@ -191,23 +210,25 @@ class S3Deliveries(dg.ConfigurableResource):
     multipart_chunk_mb: int = 8
     max_upload_concurrency: int = 2
 
-    def open(self, business_id: str, destination: Destination) -> BucketWriter:
-        # A fresh session per delivery: the credential chain is read now, so rotated platform
+    def open(self, location: BucketLocation, role: AssumedRole, *, owner: str, session_id: str) -> Bucket:
+        """``owner`` names the bucket's owner in errors (``business 'acme'``); ``session_id`` (letters,
+        digits, ``_``) goes into the role session name, which the owner sees in CloudTrail."""
+        # A fresh session per run: the credential chain is read now, so rotated platform
         # credentials are picked up by long-lived processes.
         session = boto3.session.Session()
-        sts = session.client("sts", region_name=destination.region)
+        sts = session.client("sts", region_name=location.region)
         request = {
-            "RoleArn": destination.role_arn,
-            "RoleSessionName": f"{self.session_name_prefix}-{business_id}"[:64],
+            "RoleArn": role.role_arn,
+            "RoleSessionName": f"{self.session_name_prefix}-{session_id}"[:64],
             "DurationSeconds": 3600,
         }
-        if destination.external_id:
-            request["ExternalId"] = destination.external_id
-        with _explained(business_id, f"assuming {destination.role_arn}"):
+        if role.external_id:
+            request["ExternalId"] = role.external_id
+        with _explained(owner, f"assuming {role.role_arn}"):
             credentials = sts.assume_role(**request)["Credentials"]
         client = session.client(
             "s3",
-            region_name=destination.region,
+            region_name=location.region,
             aws_access_key_id=credentials["AccessKeyId"],
             aws_secret_access_key=credentials["SecretAccessKey"],
             aws_session_token=credentials["SessionToken"],
@@ -217,17 +238,17 @@ class S3Deliveries(dg.ConfigurableResource):
             multipart_chunksize=self.multipart_chunk_mb * MiB,
             max_concurrency=self.max_upload_concurrency,
         )
-        return BucketWriter(business_id, destination, client, transfer)
+        return Bucket(owner, location, client, transfer)
 
 
 @contextmanager
-def _explained(business_id: str, action: str) -> Iterator[None]:
-    """AWS client errors become one line naming the business, the action and the AWS error code."""
+def _explained(owner: str, action: str) -> Iterator[None]:
+    """AWS client errors become one line naming the owner, the action and the AWS error code."""
     try:
         yield
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "Error")
         message = error.response.get("Error", {}).get("Message", "")
-        raise DestinationError(f"business {business_id!r}: {action}: {code}: {message}", code) from None
+        raise StorageError(f"{owner}: {action}: {code}: {message}", code) from None
     except S3UploadFailedError as error:
-        raise DestinationError(f"business {business_id!r}: {action}: {error}") from None
+        raise StorageError(f"{owner}: {action}: {error}") from None

@@ -1,54 +1,35 @@
-"""What the CLI's runbook commands and the demo do, through the same code path as the assets."""
+"""What the runbook commands do (deliver, verify), through the same jobs and code as the assets."""
 
 import os
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
-from s3_sharing.certification import Certifier, PartitionWindow, Verdict
-from s3_sharing.datasets import SOURCES
-from s3_sharing.dbt_models import dbt_project, load_manifest, model_relation
-from s3_sharing.deliveries import cadence_partitions, delivery_key
-from s3_sharing.keygen import generate_key_pair
-from s3_sharing.layout import Cadence
-from s3_sharing.local_endpoints import BusinessBucket, LocalEndpoints
-from s3_sharing.location import deliveries_job_name
-from s3_sharing.registry import Business, Registry, read_registry
-from s3_sharing.resources import build_resources
-from s3_sharing.settings import Settings
+from s3_sharing.definitions import build_definitions
+from s3_sharing.outbound.assets import delivery_key
+from s3_sharing.outbound.certification import Certifier, Status, Verdict
+from s3_sharing.outbound.datasets import SOURCES
+from s3_sharing.outbound.jobs import deliveries_job_name
+from s3_sharing.outbound.registry import Business, Registry, read_registry
+from s3_sharing.platform.resources import build_resources
+from s3_sharing.platform.settings import Settings
+from s3_sharing.platform.time import Cadence, cadence_partitions, parse_hourly_key, windows_inside
+from s3_sharing.platform.warehouse import DuckDBWarehouse, WindowQuery
+from s3_sharing.transform.dbt_assets import (
+    HOURLY_MARTS_JOB,
+    REFERENCE_MODELS_JOB,
+    dbt_project,
+    load_manifest,
+    model_relation,
+)
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-
-
-def ensure_demo_keys(settings: Settings, registry: Registry, keys_dir: Path) -> None:
-    """The platform's signing and audit keys and a key pair per business, made once with GnuPG."""
-    for name, path in (("platform-signing", settings.signing_key_file), ("audit", settings.audit_key_file)):
-        if not path.exists():
-            generate_key_pair(path.parent, name)
-    for business in registry.businesses:
-        if not (keys_dir / f"{business.id}.pub").exists():
-            generate_key_pair(keys_dir, business.id)
-
-
-@contextmanager
-def local_stack(registry: Registry, archive_bucket: str) -> Iterator[LocalEndpoints]:
-    """Local S3/STS/IAM/KMS and GCS with the registry's buckets and roles; the process environment
-    points at them while the block runs."""
-    saved = dict(os.environ)
-    with LocalEndpoints() as endpoints:
-        endpoints.provision([BusinessBucket.of(b) for b in registry.businesses], archive_bucket)
-        endpoints.enforce_iam()
-        os.environ.update(endpoints.environment())
-        try:
-            yield endpoints
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
 
 
 @dataclass
@@ -114,14 +95,6 @@ def _record(outcome: Outcome, key: str, metadata: dict[str, Any] | None) -> None
     outcome.files += int(metadata["files"].value)
 
 
-def windows_in(
-    partitions: dg.TimeWindowPartitionsDefinition, start: datetime, end: datetime
-) -> list[PartitionWindow]:
-    """The cadence's windows that lie inside [start, end)."""
-    windows = [PartitionWindow.of(partitions, key) for key in partitions.get_partition_keys(current_time=end)]
-    return [w for w in windows if w.start >= start and w.end <= end]
-
-
 def verify(
     settings: Settings,
     start: datetime,
@@ -142,7 +115,9 @@ def verify(
         )
         verdicts: list[Verdict] = []
         for business in chosen(registry.businesses, business_ids):
-            windows = windows_in(cadence_partitions(business.cadence, settings.partition_start), start, end)
+            windows = windows_inside(
+                cadence_partitions(business.cadence, settings.partition_start), start, end
+            )
             found = certifier.certify(business, windows)
             progress(f"{business.id}: {sum(v.ok for v in found)} of {len(found)} windows certified")
             verdicts += found
@@ -158,3 +133,56 @@ def summary_table(outcomes: Sequence[Outcome]) -> str:
             f"{len(o.failed):>6} {o.rows:>9,} {o.files:>6,}"
         )
     return "\n".join(lines)
+
+
+def instance() -> dg.DagsterInstance:
+    """The persistent instance when DAGSTER_HOME is set (runs then show in the UI)."""
+    if home := os.environ.get("DAGSTER_HOME"):
+        Path(home).mkdir(parents=True, exist_ok=True)
+        return dg.DagsterInstance.get()
+    print("DAGSTER_HOME is not set: runs are not recorded (set it to see them in the UI)")
+    return dg.DagsterInstance.ephemeral()
+
+
+def materialize(settings: Settings, first: str, last: str) -> None:
+    """Build the staging views, then the marts for hours ``first``..``last`` in one dbt run."""
+    settings.require_warehouse()
+    defs = build_definitions(settings)
+    dagster = instance()
+    started = time.perf_counter()
+    defs.resolve_job_def(REFERENCE_MODELS_JOB).execute_in_process(instance=dagster, run_config=QUIET)
+    defs.resolve_job_def(HOURLY_MARTS_JOB).execute_in_process(
+        instance=dagster,
+        run_config=QUIET,
+        tags={
+            "dagster/asset_partition_range_start": first,
+            "dagster/asset_partition_range_end": last,
+        },
+    )
+    elapsed = time.perf_counter() - started
+    start = parse_hourly_key(first)
+    end = parse_hourly_key(last) + timedelta(hours=1)
+    hours = int((end - start) / timedelta(hours=1))
+    print(f"materialized {hours} hours {first} .. {last} in {elapsed:.1f}s")
+    if settings.dbt_target == "dev":
+        print_window_counts(settings, start, end)
+
+
+def print_window_counts(settings: Settings, start: datetime, end: datetime) -> None:
+    manifest = load_manifest(dbt_project(settings))
+    warehouse = DuckDBWarehouse(path=str(settings.duckdb_path))
+    for source in SOURCES.values():
+        query = WindowQuery(model_relation(manifest, source.model), source.window_column, start, end)
+        print(f"  marts.{source.model:<14} {warehouse.count(query):>10,} rows in window")
+
+
+def print_verdicts(verdicts: list[Verdict], show_ok: bool = False) -> None:
+    by_business: dict[str, list[Verdict]] = {}
+    for verdict in verdicts:
+        by_business.setdefault(verdict.business_id, []).append(verdict)
+    for business_id, found in by_business.items():
+        counts = Counter(v.status for v in found)
+        print(f"{business_id:<10} " + "  ".join(f"{s} {counts[s]:>4}" for s in Status))
+        for verdict in found:
+            if show_ok or not verdict.ok:
+                print(f"  {verdict.describe()}")

@@ -9,20 +9,22 @@ the delivery roles, so every object in a business bucket is provably written by 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
 
-from s3_sharing.iam import delivery_role_policy, delivery_role_trust_policy
-from s3_sharing.registry import Business
+from s3_sharing.outbound.iam import delivery_role_policy, delivery_role_trust_policy
+from s3_sharing.outbound.registry import Business, Registry
 
 LOCAL_ACCOUNT = "123456789012"  # moto's default account
 REGION = "eu-west-1"
@@ -55,7 +57,8 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes], name: str, timeou
 
 @dataclass(frozen=True)
 class BusinessBucket:
-    """What the local AWS needs to stand in for one business's side of seed 000's exchange."""
+    """What the local AWS needs to stand in for one business's side: its bucket, and the delivery
+    role we own for it (with its external id and SSE-KMS key)."""
 
     business_id: str
     bucket: str
@@ -233,3 +236,19 @@ class LocalEndpoints:
 
 def write_env_file(path: Path, environment: dict[str, str]) -> None:
     path.write_text("".join(f"export {k}={v}\n" for k, v in sorted(environment.items())))
+
+
+@contextmanager
+def local_stack(registry: Registry, archive_bucket: str) -> Iterator[LocalEndpoints]:
+    """Local S3/STS/IAM/KMS and GCS with the registry's buckets and roles; the process environment
+    points at them while the block runs."""
+    saved = dict(os.environ)
+    with LocalEndpoints() as endpoints:
+        endpoints.provision([BusinessBucket.of(b) for b in registry.businesses], archive_bucket)
+        endpoints.enforce_iam()
+        os.environ.update(endpoints.environment())
+        try:
+            yield endpoints
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)

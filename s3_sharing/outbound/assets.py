@@ -1,4 +1,4 @@
-"""Delivery assets: ``deliveries/<business_id>``, one per business, partitioned by its cadence.
+"""The Dagster side of delivery: ``deliveries/<business_id>``, one asset per business, by cadence.
 
 The businesses of one cadence are one subsettable multi-asset, so a run delivers all of them in
 one step with bounded concurrency (never a process or a job per business). One business failing
@@ -6,34 +6,22 @@ fails only its own asset: the others are materialized, then the step reports the
 """
 
 from collections.abc import Iterator, Mapping
-from datetime import datetime
 
 import dagster as dg
 
-from s3_sharing.datasets import Dataset
-from s3_sharing.delivery import Deliverer, Window, deliver_many
-from s3_sharing.destinations import GcsArchive, S3Deliveries
-from s3_sharing.layout import Cadence
-from s3_sharing.partitions import hourly_partitions
-from s3_sharing.registry import Business, Registry
-from s3_sharing.resources import PlatformKeys
-from s3_sharing.warehouse import Relation, Warehouse
+from s3_sharing.outbound.datasets import Dataset
+from s3_sharing.outbound.delivery import Deliverer, deliver_many
+from s3_sharing.outbound.registry import Business, Registry
+from s3_sharing.platform.resources import PlatformKeys
+from s3_sharing.platform.storage import GcsArchive, S3Buckets
+from s3_sharing.platform.time import Cadence, Window, cadence_partitions
+from s3_sharing.platform.warehouse import Relation, Warehouse
 
 DELIVERIES_GROUP = "deliveries"
 
 
 def delivery_key(business_id: str) -> dg.AssetKey:
     return dg.AssetKey([DELIVERIES_GROUP, business_id])
-
-
-def cadence_partitions(cadence: Cadence, partition_start: str) -> dg.TimeWindowPartitionsDefinition:
-    """Windows of a cadence, in UTC, starting with the marts' first partition."""
-    day = datetime.strptime(partition_start, "%Y-%m-%d-%H:%M").strftime("%Y-%m-%d")
-    if cadence is Cadence.HOURLY:
-        return hourly_partitions(partition_start)
-    if cadence is Cadence.DAILY:
-        return dg.DailyPartitionsDefinition(start_date=day, timezone="UTC")
-    return dg.WeeklyPartitionsDefinition(start_date=day, timezone="UTC", day_offset=1)  # weeks start Monday
 
 
 class DeliveryConfig(dg.Config):
@@ -70,7 +58,7 @@ def _cadence_assets(
     businesses: list[Business],
     public_keys: Mapping[str, str],
     relations: Mapping[Dataset, Relation],
-    partitions: dg.PartitionsDefinition,
+    partitions: dg.TimeWindowPartitionsDefinition,
     mart_keys: Mapping[Dataset, dg.AssetKey],
 ) -> dg.AssetsDefinition:
     by_key = {delivery_key(b.id): b for b in businesses}
@@ -86,11 +74,10 @@ def _cadence_assets(
         config: DeliveryConfig,
         warehouse: dg.ResourceParam[Warehouse],
         archive: GcsArchive,
-        s3: S3Deliveries,
+        s3: S3Buckets,
         keys: PlatformKeys,
     ) -> Iterator[dg.MaterializeResult]:
-        time_window = context.partition_time_window
-        window = Window(time_window.start, time_window.end)
+        window = Window.of(partitions, context.partition_key)
         signer, _ = keys.signing_key()
         deliverer = Deliverer(warehouse, relations, archive, s3, signer, keys.audit_cert())
         selected = [by_key[key] for key in sorted(context.selected_asset_keys)]
@@ -123,9 +110,10 @@ def build_delivery_assets(
     relations: Mapping[Dataset, Relation],
     partition_start: str,
     mart_keys: Mapping[Dataset, dg.AssetKey],
-) -> list[dg.AssetsDefinition]:
-    return [
-        _cadence_assets(
+) -> dict[Cadence, dg.AssetsDefinition]:
+    """One multi-asset per cadence that has businesses."""
+    return {
+        cadence: _cadence_assets(
             cadence,
             businesses,
             public_keys,
@@ -135,4 +123,4 @@ def build_delivery_assets(
         )
         for cadence in Cadence
         if (businesses := registry.by_cadence(cadence))
-    ]
+    }

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from s3_sharing.local_endpoints import free_port
-from s3_sharing.settings import REPO_ROOT
+from s3_sharing.devtools.local_endpoints import free_port
+from s3_sharing.platform.settings import REPO_ROOT
 
 WORKSPACE = REPO_ROOT / "workspace.yaml"
 NO_TELEMETRY = "telemetry:\n  enabled: false\n"

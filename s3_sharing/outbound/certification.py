@@ -1,4 +1,4 @@
-"""Certification (seed 001): if the warehouse has rows for a business and window, they were delivered.
+"""Certification: if the warehouse has rows for a business and window, they were delivered.
 
 For each window: when the warehouse now has rows, a manifest must exist in both S3 and the GCS
 archive, be identical in both, carry a valid platform signature, list row counts equal to the
@@ -10,48 +10,53 @@ files. A window that ended within the grace period and has no manifest yet is ``
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
-import dagster as dg
 import numpy as np
 import pyarrow as pa
 
-from s3_sharing import crypto
-from s3_sharing.datasets import SOURCES, Dataset
-from s3_sharing.destinations import BucketWriter, GcsArchive, S3Deliveries
-from s3_sharing.layout import manifest_key
-from s3_sharing.manifest import Manifest
-from s3_sharing.registry import Business
-from s3_sharing.warehouse import Relation, Warehouse, WindowQuery
-
-DELIVERED, EMPTY, MISSING, MISMATCHED, PENDING = "delivered", "empty", "missing", "mismatched", "pending"
-STATUSES = (DELIVERED, EMPTY, MISSING, MISMATCHED, PENDING)
+from s3_sharing.outbound.datasets import SOURCES, Dataset
+from s3_sharing.outbound.layout import manifest_key
+from s3_sharing.outbound.manifest import Manifest
+from s3_sharing.outbound.registry import Business
+from s3_sharing.platform import crypto
+from s3_sharing.platform.storage import Bucket, GcsArchive, S3Buckets
+from s3_sharing.platform.time import Window
+from s3_sharing.platform.warehouse import Relation, Warehouse, WindowQuery
 
 
-@dataclass(frozen=True)
-class PartitionWindow:
-    key: str
-    start: datetime
-    end: datetime
+class Status(StrEnum):
+    """What the certification found for one window of one business."""
 
-    @classmethod
-    def of(cls, partitions: dg.TimeWindowPartitionsDefinition, key: str) -> "PartitionWindow":
-        """Partition ``key`` of a time-window partitions definition, with its UTC bounds."""
-        window = partitions.time_window_for_partition_key(key)
-        return cls(key, window.start, window.end)
+    DELIVERED = "delivered"
+    EMPTY = "empty"
+    """No rows in the warehouse: nothing to deliver (a manifest, if any, must list no rows)."""
+    MISSING = "missing"
+    MISMATCHED = "mismatched"
+    PENDING = "pending"
+    """Not delivered yet, within the grace period after the window closed."""
+
+    @property
+    def ok(self) -> bool:
+        return self in (Status.DELIVERED, Status.EMPTY)
+
+    @property
+    def failing(self) -> bool:
+        return not self.ok and self is not Status.PENDING
 
 
 @dataclass(frozen=True)
 class Verdict:
     business_id: str
     partition: str
-    status: str
+    status: Status
     expected_rows: int
     problems: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
-        return self.status in (DELIVERED, EMPTY)
+        return self.status.ok
 
     def describe(self) -> str:
         detail = "; ".join(self.problems)
@@ -63,7 +68,7 @@ def count_by_window(
     relation: Relation,
     column: str,
     business_id: str,
-    windows: Sequence[PartitionWindow],
+    windows: Sequence[Window],
 ) -> list[int]:
     """Rows per window, from one streaming query over the whole span (two columns only)."""
     if not windows:
@@ -92,20 +97,20 @@ class Certifier:
     warehouse: Warehouse
     relations: Mapping[Dataset, Relation]
     archive: GcsArchive
-    s3: S3Deliveries
+    s3: S3Buckets
     signing_cert: Any
     grace: timedelta = timedelta(minutes=90)
     deep: bool = False
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
-    def certify(self, business: Business, windows: Sequence[PartitionWindow]) -> list[Verdict]:
+    def certify(self, business: Business, windows: Sequence[Window]) -> list[Verdict]:
         expected: dict[str, list[int]] = {
             str(d): count_by_window(
                 self.warehouse, self.relations[d], SOURCES[d].window_column, business.id, windows
             )
             for d in business.datasets
         }
-        bucket = self.s3.open(business.id, business.destination)
+        bucket = business.open_bucket(self.s3)
         s3_sizes = bucket.sizes()
         archived = self.archive.listing(f"{business.id}/")
         return [
@@ -118,9 +123,9 @@ class Certifier:
     def _verdict(
         self,
         business: Business,
-        window: PartitionWindow,
+        window: Window,
         expected: dict[str, int],
-        bucket: BucketWriter,
+        bucket: Bucket,
         s3_sizes: dict[str, int],
         archived: dict[str, tuple[int, str]],
     ) -> Verdict:
@@ -129,15 +134,15 @@ class Certifier:
         s3_body = bucket.read(key) if key in s3_sizes else None
         gcs_body = self.archive.read(f"{business.id}/{key}") if f"{business.id}/{key}" in archived else None
 
-        def verdict(status: str, *problems: str) -> Verdict:
+        def verdict(status: Status, *problems: str) -> Verdict:
             return Verdict(business.id, window.key, status, total, tuple(problems))
 
         if s3_body is None and gcs_body is None:
             if total == 0:
-                return verdict(EMPTY)
+                return verdict(Status.EMPTY)
             if window.end > self.now - self.grace:
-                return verdict(PENDING, f"{total} rows, not delivered yet")
-            return verdict(MISSING, f"{total} rows in the warehouse, no manifest in S3 or GCS")
+                return verdict(Status.PENDING, f"{total} rows, not delivered yet")
+            return verdict(Status.MISSING, f"{total} rows in the warehouse, no manifest in S3 or GCS")
         problems = []
         if s3_body is None:
             problems.append("manifest missing in S3")
@@ -157,21 +162,21 @@ class Certifier:
         try:
             manifest = Manifest.from_bytes(body)
         except (ValueError, TypeError, KeyError) as error:
-            return verdict(MISMATCHED, *problems, f"manifest unreadable ({error})")
+            return verdict(Status.MISMATCHED, *problems, f"manifest unreadable ({error})")
         for dataset, rows in expected.items():
             listed = manifest.rows.get(dataset, 0)
             if listed != rows:
                 problems.append(f"{dataset}: manifest has {listed} rows, warehouse now {rows}")
         problems += self._file_problems(business, manifest, bucket, s3_sizes, archived)
         if problems:
-            return verdict(MISMATCHED, *problems)
-        return verdict(DELIVERED if total else EMPTY)
+            return verdict(Status.MISMATCHED, *problems)
+        return verdict(Status.DELIVERED if total else Status.EMPTY)
 
     def _file_problems(
         self,
         business: Business,
         manifest: Manifest,
-        bucket: BucketWriter,
+        bucket: Bucket,
         s3_sizes: dict[str, int],
         archived: dict[str, tuple[int, str]],
     ) -> list[str]:

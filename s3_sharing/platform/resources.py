@@ -7,12 +7,12 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DbtProject
 
-from s3_sharing import crypto
-from s3_sharing.dbt_models import dbt_cli
-from s3_sharing.destinations import GcsArchive, S3Deliveries
-from s3_sharing.notify import Notifier
-from s3_sharing.settings import Settings
-from s3_sharing.warehouse import BigQueryWarehouse, DuckDBWarehouse
+from s3_sharing.platform import crypto
+from s3_sharing.platform.notify import Notifier
+from s3_sharing.platform.settings import Settings
+from s3_sharing.platform.storage import GcsArchive, S3Buckets
+from s3_sharing.platform.warehouse import BigQueryWarehouse, DuckDBWarehouse
+from s3_sharing.transform.dbt_assets import dbt_cli
 
 PASSPHRASE_VARIABLE = "S3_SHARING_SIGNING_KEY_PASSPHRASE"
 
@@ -69,7 +69,7 @@ def build_resources(settings: Settings, project: DbtProject) -> dict[str, object
         "dbt": dbt_cli(project),
         "warehouse": warehouse_resource(settings),
         "archive": GcsArchive(bucket=settings.archive_bucket),
-        "s3": S3Deliveries(),
+        "s3": S3Buckets(),
         "keys": PlatformKeys(
             signing_key_file=str(settings.signing_key_file),
             signing_key_passphrase=optional_env(PASSPHRASE_VARIABLE),

@@ -14,15 +14,15 @@ from typing import Any
 
 import dagster as dg
 
-from s3_sharing.certification import MISMATCHED, MISSING, Certifier, PartitionWindow
-from s3_sharing.datasets import Dataset
-from s3_sharing.deliveries import delivery_key
-from s3_sharing.destinations import GcsArchive, S3Deliveries
-from s3_sharing.layout import Cadence
-from s3_sharing.notify import Alert, Notifier
-from s3_sharing.registry import Business
-from s3_sharing.resources import PlatformKeys
-from s3_sharing.warehouse import Relation, RelationMissing, Warehouse
+from s3_sharing.outbound.assets import delivery_key
+from s3_sharing.outbound.certification import Certifier, Status
+from s3_sharing.outbound.datasets import Dataset
+from s3_sharing.outbound.registry import Business
+from s3_sharing.platform.notify import Alert, Notifier
+from s3_sharing.platform.resources import PlatformKeys
+from s3_sharing.platform.storage import GcsArchive, S3Buckets
+from s3_sharing.platform.time import Cadence, Window
+from s3_sharing.platform.warehouse import Relation, RelationMissing, Warehouse
 
 WATCHDOG_MEMORY = 500  # (business, partition) pairs remembered in the cursor
 
@@ -32,12 +32,12 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def watched_window(partitions: dg.TimeWindowPartitionsDefinition, now: datetime) -> PartitionWindow | None:
+def watched_window(partitions: dg.TimeWindowPartitionsDefinition, now: datetime) -> Window | None:
     """The window before the latest complete one: t-2 → t-1 for an hourly cadence."""
     keys = partitions.get_partition_keys(current_time=now)
     if len(keys) < 2:
         return None
-    return PartitionWindow.of(partitions, keys[-2])
+    return Window.of(partitions, keys[-2])
 
 
 def build_watchdog(
@@ -58,7 +58,7 @@ def build_watchdog(
         context: dg.SensorEvaluationContext,
         warehouse: dg.ResourceParam[Warehouse],
         archive: GcsArchive,
-        s3: S3Deliveries,
+        s3: S3Buckets,
         keys: PlatformKeys,
         notifier: Notifier,
     ) -> dg.SensorResult:
@@ -80,7 +80,7 @@ def build_watchdog(
                 except RelationMissing as missing:  # nothing built, so nothing to deliver yet
                     context.log.info(f"{business.id} {window.key} not watched: {missing}")
                     continue
-                if verdict.status in (MISSING, MISMATCHED):
+                if verdict.status in (Status.MISSING, Status.MISMATCHED):
                     missed.append(verdict)
             if not missed:
                 continue

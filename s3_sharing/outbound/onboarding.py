@@ -1,8 +1,8 @@
-"""Onboarding a business: what each side gives the other (seed 000), and checking the connection
-the way a customer's "Connect" button would (seed 002).
+"""Onboarding a business: what each side gives the other, and checking the connection the way a
+"Connect" button would.
 
-Seed 000's model: *we* own one delivery role per business and give the business its ARN; the
-business adds that role to its bucket policy (and, with SSE-KMS, to its key policy).
+We own one delivery role per business and give the business its ARN; the business gives us its
+bucket ARN and adds that role to its bucket policy (and, with SSE-KMS, to its key policy).
 """
 
 import json
@@ -12,16 +12,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from s3_sharing.destinations import BucketWriter, DestinationError, S3Deliveries
-from s3_sharing.iam import (
+from s3_sharing.outbound.iam import (
+    KMS_ACTIONS,
+    LIST_ACTIONS,
     POLICY_VERSION,
+    READ_ACTIONS,
+    WRITE_ACTIONS,
     bucket_arn,
     delivery_role_policy,
     delivery_role_trust_policy,
     prefix_objects_arn,
 )
-from s3_sharing.layout import manifest_key
-from s3_sharing.registry import Business, Destination
+from s3_sharing.outbound.layout import manifest_key
+from s3_sharing.outbound.registry import Business, Destination
+from s3_sharing.platform.storage import Bucket, S3Buckets, StorageError
 
 PROBE_PREFIX = "_s3_sharing_probe/"
 EXAMPLE_WINDOW = datetime(2026, 1, 1, 9, tzinfo=UTC)
@@ -44,21 +48,21 @@ def bucket_policy(destination: Destination) -> dict[str, Any]:
                 "Sid": "S3SharingDeliver",
                 "Effect": "Allow",
                 "Principal": principal,
-                "Action": ["s3:PutObject", "s3:PutObjectAcl", "s3:AbortMultipartUpload", "s3:DeleteObject"],
+                "Action": WRITE_ACTIONS,
                 "Resource": objects,
             },
             {
                 "Sid": "S3SharingCertify",
                 "Effect": "Allow",
                 "Principal": principal,
-                "Action": "s3:GetObject",
+                "Action": READ_ACTIONS,
                 "Resource": objects,
             },
             {
                 "Sid": "S3SharingListPrefix",
                 "Effect": "Allow",
                 "Principal": principal,
-                "Action": "s3:ListBucket",
+                "Action": LIST_ACTIONS,
                 "Resource": bucket_arn(destination.bucket),
                 "Condition": {"StringLike": {"s3:prefix": [f"{destination.prefix}*"]}},
             },
@@ -77,7 +81,7 @@ def kms_key_policy_statement(destination: Destination) -> dict[str, Any] | None:
         "Sid": "S3SharingEncryptDeliveries",
         "Effect": "Allow",
         "Principal": {"AWS": destination.role_arn},
-        "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+        "Action": KMS_ACTIONS,
         "Resource": "*",
         "Condition": {"StringEquals": {"kms:ViaService": f"s3.{destination.region}.amazonaws.com"}},
     }
@@ -155,11 +159,11 @@ class Step:
         return f"{'OK  ' if self.ok else 'FAIL'} {self.name}: {self.detail}"
 
 
-def _denied(error: DestinationError) -> bool:
+def _denied(error: StorageError) -> bool:
     return error.code in ("AccessDenied", "403")
 
 
-def _explain(error: DestinationError, destination: Destination, action: str, resource: str) -> str:
+def _explain(error: StorageError, destination: Destination, action: str, resource: str) -> str:
     """The AWS error in plain words: which permission is missing, on which resource."""
     denied = _denied(error)
     if error.code == "NoSuchBucket":
@@ -177,7 +181,7 @@ def _explain(error: DestinationError, destination: Destination, action: str, res
     return str(error)
 
 
-def verify_access(business: Business, s3: S3Deliveries) -> list[Step]:
+def verify_access(business: Business, s3: S3Buckets) -> list[Step]:
     """Assume the role, then write, inspect, read, list and delete a probe object under the
     business's prefix, as a delivery does. Nothing more is tried once the role or the write is
     refused; once the probe is written, every step runs, so it is always deleted."""
@@ -187,8 +191,8 @@ def verify_access(business: Business, s3: S3Deliveries) -> list[Step]:
     steps: list[Step] = []
 
     try:
-        writer = s3.open(business.id, destination)
-    except DestinationError as error:
+        writer = business.open_bucket(s3)
+    except StorageError as error:
         if _denied(error):
             detail = (
                 f"our platform identity may not assume {destination.role_arn}: the role's trust policy "
@@ -201,38 +205,38 @@ def verify_access(business: Business, s3: S3Deliveries) -> list[Step]:
         return [Step("assume role", False, detail)]
     steps.append(Step("assume role", True, destination.role_arn))
 
-    def attempt(name: str, action: str, resource: str, run: Callable[[BucketWriter], str]) -> bool:
+    def attempt(name: str, action: str, resource: str, run: Callable[[Bucket], str]) -> bool:
         try:
             steps.append(Step(name, True, run(writer)))
             return True
-        except DestinationError as error:
+        except StorageError as error:
             steps.append(Step(name, False, _explain(error, destination, action, resource)))
             return False
 
-    def encryption(w: BucketWriter) -> str:
+    def encryption(w: Bucket) -> str:
         mode, key = w.encryption(probe)
         expected = destination.sse
         if mode != expected.mode or (expected.kms_key_arn and key and key != expected.kms_key_arn):
-            raise DestinationError(
+            raise StorageError(
                 f"the probe is encrypted with {mode} {key or ''}, the registry expects {expected.mode} "
                 f"{expected.kms_key_arn or ''}: check the bucket's default encryption",
                 "EncryptionMismatch",
             )
         return f"{mode}" + (f" with {key}" if key else "")
 
-    def read_back(w: BucketWriter) -> str:
+    def read_back(w: Bucket) -> str:
         if w.read(probe) is None:
-            raise DestinationError("the probe was written but cannot be found", "NoSuchKey")
+            raise StorageError("the probe was written but cannot be found", "NoSuchKey")
         return "the probe reads back"
 
-    def listing(w: BucketWriter) -> str:
+    def listing(w: Bucket) -> str:
         return f"{len(w.sizes())} objects under the prefix"
 
-    def delete(w: BucketWriter) -> str:
+    def delete(w: Bucket) -> str:
         w.delete(probe)
         return "the probe is removed"
 
-    def write(w: BucketWriter) -> str:
+    def write(w: Bucket) -> str:
         return w.upload_bytes(probe, b"s3_sharing connection probe\n", "text/plain")
 
     if attempt("write", "s3:PutObject", objects, write):

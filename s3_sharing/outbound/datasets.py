@@ -23,6 +23,9 @@ class Source:
     schema_version: int = 1
 
 
+USERS_MODEL = "stg_users"
+"""Every business's users: the tenant isolation audit checks delivered rows against it."""
+
 SOURCES: dict[Dataset, Source] = {
     Dataset.FI_DATA: Source("fi_data", "updated_at", "transaction_id"),
     Dataset.ANALYTICS: Source("analytics", "window_start", "analytics_id"),

@@ -21,8 +21,10 @@ from pydantic import (
     model_validator,
 )
 
-from s3_sharing.datasets import Dataset
-from s3_sharing.layout import DEFAULT_TEMPLATES, Cadence, Layout, LayoutError
+from s3_sharing.outbound.datasets import Dataset
+from s3_sharing.outbound.layout import DEFAULT_TEMPLATES, Layout, LayoutError
+from s3_sharing.platform.storage import AssumedRole, Bucket, BucketLocation, S3Buckets
+from s3_sharing.platform.time import Cadence
 
 _BUCKET_ARN = re.compile(r"^arn:aws:s3:::([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])$")
 _ROLE_ARN = re.compile(r"^arn:aws:iam::\d{12}:role/[\w+=,.@/-]{1,128}$")
@@ -80,6 +82,12 @@ class Destination(_Strict):
         assert match  # validated above
         return match.group(1)
 
+    def location(self) -> BucketLocation:
+        return BucketLocation(self.bucket, self.region, self.prefix, self.sse.mode, self.sse.kms_key_arn)
+
+    def role(self) -> AssumedRole:
+        return AssumedRole(self.role_arn, self.external_id)
+
 
 class PublicKey(_Strict):
     """The business's OpenPGP certificate: a file (relative to the registry) or inline armor."""
@@ -122,6 +130,13 @@ class Business(_Strict):
             except LayoutError as error:
                 raise ValueError(str(error)) from None
         return value
+
+    def open_bucket(self, s3: S3Buckets) -> Bucket:
+        """The business's prefix, through its delivery role."""
+        destination = self.destination
+        return s3.open(
+            destination.location(), destination.role(), owner=f"business {self.id!r}", session_id=self.id
+        )
 
     def object_layout(self) -> Layout:
         return Layout(self.layout or DEFAULT_TEMPLATES[self.cadence]).validate(self.cadence)

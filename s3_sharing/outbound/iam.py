@@ -1,8 +1,16 @@
-"""Least-privilege IAM documents for a delivery (seed 000's information exchange)."""
+"""Least-privilege IAM documents for a delivery: our role's permissions and trust, and the action
+lists the business's bucket and key policies grant that role."""
 
 from typing import Any
 
 POLICY_VERSION = "2012-10-17"
+WRITE_ACTIONS = ["s3:PutObject", "s3:PutObjectAcl", "s3:DeleteObject", "s3:AbortMultipartUpload"]
+"""Write, replace and remove objects under the prefix (a rerun removes files it no longer has)."""
+READ_ACTIONS = ["s3:GetObject"]
+"""Read back what was deposited, for the certification."""
+LIST_ACTIONS = ["s3:ListBucket"]
+KMS_ACTIONS = ["kms:GenerateDataKey", "kms:Decrypt"]
+"""Decrypt too: S3 needs it to complete multipart uploads and to return what we read back."""
 
 
 def bucket_arn(bucket: str) -> str:
@@ -18,25 +26,25 @@ def delivery_role_policy(bucket: str, prefix: str, kms_key_arn: str | None) -> d
     the prefix, and list that prefix.
 
     Delete lets a rerun of a window remove files it no longer produces; read and list let the
-    certification check what was deposited (seed 001). Nothing outside the prefix.
+    certification check what was deposited. Nothing outside the prefix.
     """
     statements: list[dict[str, Any]] = [
         {
             "Sid": "WriteDeliveries",
             "Effect": "Allow",
-            "Action": ["s3:PutObject", "s3:PutObjectAcl", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+            "Action": WRITE_ACTIONS,
             "Resource": prefix_objects_arn(bucket, prefix),
         },
         {
             "Sid": "VerifyDeliveries",
             "Effect": "Allow",
-            "Action": ["s3:GetObject"],
+            "Action": READ_ACTIONS,
             "Resource": prefix_objects_arn(bucket, prefix),
         },
         {
             "Sid": "ListDeliveries",
             "Effect": "Allow",
-            "Action": ["s3:ListBucket"],
+            "Action": LIST_ACTIONS,
             "Resource": bucket_arn(bucket),
             "Condition": {"StringLike": {"s3:prefix": [f"{prefix}*"]}},
         },
@@ -46,8 +54,7 @@ def delivery_role_policy(bucket: str, prefix: str, kms_key_arn: str | None) -> d
             {
                 "Sid": "EncryptWithBusinessKey",
                 "Effect": "Allow",
-                # Decrypt: S3 needs it to complete multipart uploads and to return what we read back.
-                "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+                "Action": KMS_ACTIONS,
                 "Resource": kms_key_arn,
             }
         )

@@ -21,32 +21,21 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from s3_sharing import crypto
-from s3_sharing.csvfile import CsvFileWriter, PlainFile, file_digests, runs_of
-from s3_sharing.datasets import SOURCES, Dataset
-from s3_sharing.destinations import BucketWriter, GcsArchive, S3Deliveries
-from s3_sharing.layout import Layout, manifest_key
-from s3_sharing.manifest import ChainLink, FileEntry, Manifest, iso, sha256_hex
-from s3_sharing.registry import Business
-from s3_sharing.warehouse import Relation, Warehouse, WindowQuery
+from s3_sharing.outbound.csvfile import CsvFileWriter, PlainFile, file_digests, runs_of
+from s3_sharing.outbound.datasets import SOURCES, Dataset
+from s3_sharing.outbound.layout import Layout, manifest_key
+from s3_sharing.outbound.manifest import ChainLink, FileEntry, Manifest, iso, sha256_hex
+from s3_sharing.outbound.registry import Business
+from s3_sharing.platform import crypto
+from s3_sharing.platform.storage import Bucket, GcsArchive, S3Buckets
+from s3_sharing.platform.time import Window
+from s3_sharing.platform.warehouse import Relation, Warehouse, WindowQuery
 
 CHAIN_HEAD = "_manifests/HEAD"
 
 
 class TenantIsolationError(RuntimeError):
     """The warehouse returned a row of another business: nothing of it is written."""
-
-
-@dataclass(frozen=True)
-class Window:
-    start: datetime
-    end: datetime
-
-    def __post_init__(self) -> None:
-        if self.start.tzinfo is None or self.end.tzinfo is None or self.end <= self.start:
-            raise ValueError(
-                f"a window needs aware UTC bounds with start < end, got {self.start}..{self.end}"
-            )
 
 
 @dataclass
@@ -106,7 +95,7 @@ class Deliverer:
     warehouse: Warehouse
     relations: Mapping[Dataset, Relation]
     archive: GcsArchive
-    s3: S3Deliveries
+    s3: S3Buckets
     signer: Any
     audit_cert: Any
     batch_rows: int = 64 * 1024
@@ -117,7 +106,7 @@ class Deliverer:
         cert = crypto.load_cert(public_key, f"business {business.id!r}")
         crypto.require_unexpired(cert, f"business {business.id!r}")
         sealer = crypto.Sealer((cert, self.audit_cert), self.signer)
-        bucket = self.s3.open(business.id, business.destination)
+        bucket = business.open_bucket(self.s3)
         layout = business.object_layout()
         window_manifest = manifest_key(window.start)
 
@@ -202,7 +191,7 @@ class Deliverer:
         layout: Layout,
         window: Window,
         sealer: crypto.Sealer,
-        bucket: BucketWriter,
+        bucket: Bucket,
         workdir: Path,
     ) -> list[FileEntry]:
         """Each file is sealed and uploaded as soon as it is complete, a bounded few at a time."""
@@ -247,7 +236,7 @@ class Deliverer:
         plain: PlainFile,
         user_id: str | None,
         sealer: crypto.Sealer,
-        bucket: BucketWriter,
+        bucket: Bucket,
     ) -> FileEntry:
         cipher = plain.path.with_suffix(".pgp")
         sealer.seal_file(plain.path, cipher, f"business {business.id!r}")

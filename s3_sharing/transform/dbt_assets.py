@@ -17,11 +17,13 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from s3_sharing import dbt_args
-from s3_sharing.settings import DBT_PROJECT_DIR, Settings, SettingsError
-from s3_sharing.warehouse import Relation
+from s3_sharing.platform.settings import DBT_PROJECT_DIR, Settings, SettingsError
+from s3_sharing.platform.warehouse import Relation
+from s3_sharing.transform import dbt_args
 
 HOURLY_MARTS = "config.materialized:incremental"
+HOURLY_MARTS_JOB = "hourly_marts_job"
+REFERENCE_MODELS_JOB = "reference_models_job"
 
 
 def dbt_executable() -> str:
@@ -161,3 +163,17 @@ class DbtAssets:
 
     def all(self) -> list[dg.AssetsDefinition | dg.AssetSpec]:
         return [self.reference_models, self.hourly_marts, *self.raw_tables]
+
+    def jobs(self) -> list[Any]:
+        return [
+            dg.define_asset_job(
+                HOURLY_MARTS_JOB,
+                selection=dg.AssetSelection.assets(self.hourly_marts),
+                description="Build the marts for one hourly window (or a range, in one dbt run).",
+            ),
+            dg.define_asset_job(
+                REFERENCE_MODELS_JOB,
+                selection=dg.AssetSelection.assets(self.reference_models),
+                description="Build the unpartitioned staging views.",
+            ),
+        ]

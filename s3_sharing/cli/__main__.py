@@ -1,0 +1,5 @@
+import sys
+
+from s3_sharing.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,126 @@
+"""The demo: a day of synthetic data end to end on the local endpoints, optionally kept open in
+the Dagster UI; and the local endpoints on their own for other shells."""
+
+import argparse
+import contextlib
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from datetime import UTC, timedelta
+from pathlib import Path
+
+from s3_sharing.cli import runbook
+from s3_sharing.definitions import build_definitions
+from s3_sharing.devtools import datagen
+from s3_sharing.devtools.dagster_dev import dagster_dev
+from s3_sharing.devtools.keygen import generate_key_pair
+from s3_sharing.devtools.local_endpoints import LocalEndpoints, local_stack, write_env_file
+from s3_sharing.outbound.registry import Registry, read_registry
+from s3_sharing.platform.settings import LOCAL_DIR, Settings
+from s3_sharing.platform.time import Cadence, cadence_partitions, hourly_key, windows_closed_by
+from s3_sharing.transform.dbt_assets import dbt_project, prepare
+
+DEMO_SCALE = {"businesses": 6, "users_per_business": 50, "events_per_hour": 120, "hours": 24}
+
+
+def ensure_demo_keys(settings: Settings, registry: Registry, keys_dir: Path) -> None:
+    """The platform's signing and audit keys and a key pair per business, made once with GnuPG."""
+    for name, path in (("platform-signing", settings.signing_key_file), ("audit", settings.audit_key_file)):
+        if not path.exists():
+            generate_key_pair(path.parent, name)
+    for business in registry.businesses:
+        if not (keys_dir / f"{business.id}.pub").exists():
+            generate_key_pair(keys_dir, business.id)
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    """A demo day end to end: data, dbt, deliveries to local S3 and GCS, and a summary."""
+    end = datagen.current_hour()
+    settings.duckdb_path.unlink(missing_ok=True)  # a fresh warehouse: no marts left from an earlier demo
+    counts = datagen.generate(settings.duckdb_path, datagen.Scale(end=end, seed=args.seed, **DEMO_SCALE))
+    businesses = DEMO_SCALE["businesses"]
+    print(f"generated {sum(counts.values()):,} rows, {businesses} businesses, in {settings.duckdb_path}")
+    registry = read_registry(settings.registry_path)
+    ensure_demo_keys(settings, registry, LOCAL_DIR / "keys")
+    prepare(dbt_project(settings))
+    start = end - timedelta(hours=DEMO_SCALE["hours"])
+    runbook.materialize(
+        settings,
+        hourly_key(start.replace(tzinfo=UTC)),
+        hourly_key((end - timedelta(hours=1)).replace(tzinfo=UTC)),
+    )
+    outcomes = []
+    with local_stack(registry, settings.archive_bucket) as endpoints:
+        print(f"local S3/STS/IAM/KMS at {endpoints.aws_url}, GCS at {endpoints.gcs_url}")
+        defs = build_definitions(settings)
+        instance = runbook.instance()
+        for cadence in Cadence:
+            partitions = cadence_partitions(cadence, settings.partition_start)
+            closed = windows_closed_by(partitions, start.replace(tzinfo=UTC), end.replace(tzinfo=UTC))
+            outcomes += runbook.deliver(defs, instance, registry, cadence, [w.key for w in closed]).values()
+        print(runbook.summary_table(outcomes))
+        print("\ncertification of the demo day (s3-sharing verify):")
+        first_day = start.replace(hour=0, tzinfo=UTC)  # so daily windows are inside the range too
+        verdicts = runbook.verify(settings, first_day, end.replace(tzinfo=UTC))
+        runbook.print_verdicts(verdicts)
+        print(f"verify: {sum(v.ok for v in verdicts)} of {len(verdicts)} windows certified")
+        succeeded = not any(o.failed for o in outcomes) and all(v.ok for v in verdicts)
+        if args.ui:
+            serve_ui(endpoints, Path(args.env_file), args.port)
+        else:
+            print(
+                f"\nruns recorded in {os.environ.get('DAGSTER_HOME') or 'nowhere (DAGSTER_HOME is unset)'}; "
+                "the local S3 and GCS stop with this command.\n"
+                "next: `make dev` runs this demo again and keeps it open in the Dagster UI at "
+                "http://127.0.0.1:3000 (Catalog → deliveries → acme → Partitions, Checks)"
+            )
+    return 0 if succeeded else 1
+
+
+def serve_ui(endpoints: LocalEndpoints, env_file: Path, port: int) -> None:
+    """``dagster dev`` on this instance and these endpoints, until Ctrl-C."""
+    home = Path(os.environ.get("DAGSTER_HOME") or LOCAL_DIR / "dagster_home")
+    with _published(endpoints, env_file), dagster_dev(home, endpoints.environment(), port) as ui:
+        ui.wait_until_loaded()
+        ui.skip_welcome()
+        stop = _stop_on_signals()
+        print(f"\nDagster UI: {ui.url}   (Ctrl-C stops it and the local endpoints)", flush=True)
+        while not stop.wait(1) and ui.process.poll() is None:
+            pass
+
+
+@contextlib.contextmanager
+def _published(endpoints: LocalEndpoints, env_file: Path) -> Iterator[None]:
+    """The endpoints' environment in a file (0600) other shells can source, while they run."""
+    env_file.parent.mkdir(parents=True, exist_ok=True)
+    write_env_file(env_file, endpoints.environment())
+    env_file.chmod(0o600)
+    print(f"environment for other shells: source {env_file}", flush=True)
+    try:
+        yield
+    finally:
+        env_file.unlink(missing_ok=True)
+
+
+def _stop_on_signals() -> threading.Event:
+    """An event Ctrl-C (SIGINT) or SIGTERM sets. Handled explicitly: a process started in the
+    background of a non-interactive shell inherits an *ignored* SIGINT, and must still stop."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def cmd_endpoints(settings: Settings, args: argparse.Namespace) -> int:
+    """Run local S3/STS/IAM/KMS and GCS for the registry until interrupted (for `make dev`)."""
+    registry = read_registry(settings.registry_path)
+    with (
+        local_stack(registry, settings.archive_bucket) as endpoints,
+        _published(endpoints, Path(args.env_file)),
+    ):
+        stop = _stop_on_signals()
+        print(f"local S3/STS/IAM/KMS at {endpoints.aws_url}, GCS at {endpoints.gcs_url} (Ctrl-C stops both)")
+        stop.wait()
+    print("local endpoints stopped")
+    return 0

@@ -1,0 +1,44 @@
+"""One schedule per cadence (never one per business), and the hourly certification.
+
+Each tick runs a few minutes after its window closes and processes exactly that window; the
+partition key is the run key, so a tick never launches a window twice.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+
+from s3_sharing.platform.time import Cadence
+
+CERTIFY_SCHEDULE = "certification_schedule"
+
+
+def build_schedules(jobs: Mapping[Cadence, Any], minute_offset: int, certify_job: Any | None) -> list[Any]:
+    """The sharing schedules, and the hourly certification of every look-back half an hour after
+    the hourly delivery (so a window's delivery has had time to finish)."""
+    when = {
+        Cadence.HOURLY: {"minute_of_hour": minute_offset},
+        Cadence.DAILY: {"hour_of_day": 0, "minute_of_hour": minute_offset},
+        Cadence.WEEKLY: {"day_of_week": 1, "hour_of_day": 0, "minute_of_hour": minute_offset},
+    }
+    schedules = [
+        dg.build_schedule_from_partitioned_job(
+            job,
+            name=f"{cadence}_sharing_schedule",
+            default_status=dg.DefaultScheduleStatus.RUNNING,
+            **when[cadence],
+        )
+        for cadence, job in jobs.items()
+    ]
+    if certify_job is not None:
+        schedules.append(
+            dg.ScheduleDefinition(
+                name=CERTIFY_SCHEDULE,
+                job=certify_job,
+                cron_schedule=f"{(minute_offset + 30) % 60} * * * *",
+                execution_timezone="UTC",
+                default_status=dg.DefaultScheduleStatus.RUNNING,
+            )
+        )
+    return schedules
