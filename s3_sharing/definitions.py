@@ -19,7 +19,7 @@ from s3_sharing.transform.dbt_assets import DbtAssets, model_relation
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     dbt = DbtAssets(settings, hourly_partitions(settings.partition_start))
-    registry, public_keys = load_registry(settings.registry_path)
+    registry, public_keys = load_registry(settings.registry)
     relations = {d: model_relation(dbt.manifest, s.model) for d, s in SOURCES.items()}
     cadences = {c: registry.by_cadence(c) for c in Cadence if registry.by_cadence(c)}
     windows = {c: cadence_partitions(c, settings.partition_start) for c in Cadence}

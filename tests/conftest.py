@@ -26,6 +26,13 @@ BUSINESSES = ("acme", "globex", "initech", "umbrella")
 ARCHIVE = "test-audit-archive"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that uses the local endpoints is end to end (``make test-fast`` leaves it out)."""
+    for item in items:
+        if "stack" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.e2e)
+
+
 @pytest.fixture(scope="session")
 def dbt_manifest() -> Path:
     """``prepare_if_dev`` only acts under ``dagster dev``, so the suite parses dbt itself, once."""
@@ -129,7 +136,7 @@ def built_warehouse(tmp_path_factory: pytest.TempPathFactory, dbt_manifest: Path
             {"S3_SHARING_DUCKDB_PATH": str(path), "S3_SHARING_PARTITION_START": PARTITION_START}
         )
         patch.setenv("S3_SHARING_REGISTRY", str(write_registry(directory / "empty.yaml", [])))
-        defs = build_definitions(built.model_copy(update={"registry_path": directory / "empty.yaml"}))
+        defs = build_definitions(built.model_copy(update={"registry": directory / "empty.yaml"}))
         instance = dg.DagsterInstance.ephemeral()
         defs.resolve_job_def(REFERENCE_MODELS_JOB).execute_in_process(instance=instance)
         defs.resolve_job_def(HOURLY_MARTS_JOB).execute_in_process(
@@ -152,7 +159,7 @@ def built(settings: Settings, built_warehouse: Path) -> Settings:
 @pytest.fixture
 def stack(settings: Settings) -> Iterator:
     """Local S3/STS/IAM/KMS and GCS, provisioned for the test's registry, IAM enforced."""
-    with local_stack(read_registry(settings.registry_path), ARCHIVE) as endpoints:
+    with local_stack(read_registry(settings.registry), ARCHIVE) as endpoints:
         yield endpoints
 
 

@@ -41,7 +41,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     counts = datagen.generate(settings.duckdb_path, datagen.Scale(end=end, seed=args.seed, **DEMO_SCALE))
     businesses = DEMO_SCALE["businesses"]
     print(f"generated {sum(counts.values()):,} rows, {businesses} businesses, in {settings.duckdb_path}")
-    registry = read_registry(settings.registry_path)
+    registry = read_registry(settings.registry)
     ensure_demo_keys(settings, registry, LOCAL_DIR / "keys")
     prepare(dbt_project(settings))
     start = end - timedelta(hours=DEMO_SCALE["hours"])
@@ -114,7 +114,7 @@ def _stop_on_signals() -> threading.Event:
 
 def cmd_endpoints(settings: Settings, args: argparse.Namespace) -> int:
     """Run local S3/STS/IAM/KMS and GCS for the registry until interrupted (for `make dev`)."""
-    registry = read_registry(settings.registry_path)
+    registry = read_registry(settings.registry)
     with (
         local_stack(registry, settings.archive_bucket) as endpoints,
         _published(endpoints, Path(args.env_file)),

@@ -91,10 +91,10 @@ def _hour_range(args: argparse.Namespace, settings: Settings) -> tuple[datetime,
 def cmd_deliver(settings: Settings, args: argparse.Namespace) -> int:
     """Deliver every window inside the hour range, through the delivery jobs (recorded in Dagster)."""
     start, end = _hour_range(args, settings)
-    registry = read_registry(settings.registry_path)
+    registry = read_registry(settings.registry)
     unknown = set(args.business or ()) - {b.id for b in registry.businesses}
     if unknown:
-        raise RegistryError(f"{settings.registry_path}: no business {sorted(unknown)[0]!r}")
+        raise RegistryError(f"{settings.registry}: no business {sorted(unknown)[0]!r}")
     defs, instance = build_definitions(settings), runbook.instance()
     outcomes = []
     for cadence in Cadence:
@@ -158,11 +158,11 @@ def cmd_verify_access(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _business(settings: Settings, business_id: str) -> Business:
-    registry = read_registry(settings.registry_path)
+    registry = read_registry(settings.registry)
     try:
         return registry.get(business_id)
     except KeyError:
-        raise RegistryError(f"{settings.registry_path}: no business {business_id!r}") from None
+        raise RegistryError(f"{settings.registry}: no business {business_id!r}") from None
 
 
 def _range_arguments(parser: argparse.ArgumentParser, last_hours: int) -> None:

@@ -104,7 +104,7 @@ def verify(
     progress: Callable[[str], None] = lambda _: None,
 ) -> list[Verdict]:
     """Certify every window of the chosen (default: active) businesses that lies inside [start, end)."""
-    registry = read_registry(settings.registry_path)
+    registry = read_registry(settings.registry)
     project = dbt_project(settings)
     manifest = load_manifest(project)
     relations = {d: model_relation(manifest, s.model) for d, s in SOURCES.items()}

@@ -1,6 +1,5 @@
 """Resources of the code location, chosen by the settings; secrets only through ``dg.EnvVar``."""
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -9,12 +8,11 @@ from dagster_dbt import DbtProject
 
 from s3_sharing.platform import crypto
 from s3_sharing.platform.notify import Notifier
-from s3_sharing.platform.settings import Settings
+from s3_sharing.platform.settings import Settings, variable
 from s3_sharing.platform.storage import GcsArchive, S3Buckets
 from s3_sharing.platform.warehouse import BigQueryWarehouse, DuckDBWarehouse
 from s3_sharing.transform.dbt_assets import dbt_cli
 
-PASSPHRASE_VARIABLE = "S3_SHARING_SIGNING_KEY_PASSPHRASE"
 
 
 class PlatformKeys(dg.ConfigurableResource):
@@ -49,18 +47,15 @@ def _read(path: str, what: str) -> str:
         raise crypto.KeyProblem(f"{what}: {path} cannot be read") from None
 
 
-def optional_env(variable: str) -> dg.EnvVar | None:
-    """The variable itself when set, resolved by Dagster at run time, so its value never enters
-    config or the UI."""
-    return dg.EnvVar(variable) if os.environ.get(variable) else None
+def secret(settings: Settings, field: str) -> dg.EnvVar | None:
+    """A secret setting as ``dg.EnvVar`` (resolved by Dagster at run time, so its value never
+    enters config or the UI), or None when it is not set."""
+    return dg.EnvVar(variable(field)) if getattr(settings, field) is not None else None
 
 
 def warehouse_resource(settings: Settings) -> DuckDBWarehouse | BigQueryWarehouse:
     if settings.dbt_target == "prod":
-        return BigQueryWarehouse(
-            project=dg.EnvVar("S3_SHARING_BQ_PROJECT"),
-            location=dg.EnvVar("S3_SHARING_BQ_LOCATION"),
-        )
+        return BigQueryWarehouse(project=str(settings.bq_project), location=settings.bq_location)
     return DuckDBWarehouse(path=str(settings.duckdb_path))
 
 
@@ -72,15 +67,15 @@ def build_resources(settings: Settings, project: DbtProject) -> dict[str, object
         "s3": S3Buckets(),
         "keys": PlatformKeys(
             signing_key_file=str(settings.signing_key_file),
-            signing_key_passphrase=optional_env(PASSPHRASE_VARIABLE),
+            signing_key_passphrase=secret(settings, "signing_key_passphrase"),
             audit_key_file=str(settings.audit_key_file),
             audit_secret_key_file=str(settings.audit_secret_key_file)
             if settings.audit_secret_key_file
             else None,
         ),
         "notifier": Notifier(
-            slack_token=optional_env("S3_SHARING_SLACK_TOKEN"),
-            slack_channel=os.environ.get("S3_SHARING_SLACK_CHANNEL", "#data-sharing-alerts"),
-            webhook_url=optional_env("S3_SHARING_ALERT_WEBHOOK_URL"),
+            slack_token=secret(settings, "slack_token"),
+            slack_channel=settings.slack_channel,
+            webhook_url=secret(settings, "alert_webhook_url"),
         ),
     }

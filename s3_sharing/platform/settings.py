@@ -7,24 +7,23 @@ from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from s3_sharing.platform.time import HOURLY_KEY_FORMAT
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 LOCAL_DIR = REPO_ROOT / ".local"
 DBT_TARGETS = ("dev", "prod")
-PARTITION_START_FORMAT = "%Y-%m-%d-%H:%M"
-ENV_VARIABLES = {
-    "dbt_target": "S3_SHARING_DBT_TARGET",
-    "duckdb_path": "S3_SHARING_DUCKDB_PATH",
-    "partition_start": "S3_SHARING_PARTITION_START",
-    "registry_path": "S3_SHARING_REGISTRY",
-    "archive_bucket": "S3_SHARING_ARCHIVE_BUCKET",
-    "signing_key_file": "S3_SHARING_SIGNING_KEY_FILE",
-    "audit_key_file": "S3_SHARING_AUDIT_KEY_FILE",
-    "audit_secret_key_file": "S3_SHARING_AUDIT_SECRET_KEY_FILE",
-    "schedule_minute": "S3_SHARING_SCHEDULE_MINUTE",
-}
+PREFIX = "S3_SHARING_"
+SECRETS = frozenset({"signing_key_passphrase", "slack_token", "alert_webhook_url"})
+"""Read only to know whether they are set: resources take them through ``dg.EnvVar``, so their
+values never enter run config, the UI or the logs."""
+
+
+def variable(field: str) -> str:
+    """The environment variable of a settings field: ``duckdb_path`` → ``S3_SHARING_DUCKDB_PATH``."""
+    return PREFIX + field.upper()
 
 
 class SettingsError(ValueError):
@@ -32,32 +31,47 @@ class SettingsError(ValueError):
 
 
 class Settings(BaseModel):
-    """Where the warehouse is and how dbt partitions it.
-
-    Environment variables (all optional):
-    - ``S3_SHARING_DBT_TARGET``: ``dev`` (embedded DuckDB, default) or ``prod`` (BigQuery).
-    - ``S3_SHARING_DUCKDB_PATH``: absolute path of the DuckDB warehouse file (dev target).
-    - ``S3_SHARING_PARTITION_START``: first hourly partition, ``YYYY-MM-DD-HH:MM`` UTC.
-    - ``S3_SHARING_REGISTRY``: the business registry YAML file.
-    - ``S3_SHARING_ARCHIVE_BUCKET``: the GCS audit archive bucket.
-    - ``S3_SHARING_SIGNING_KEY_FILE`` / ``S3_SHARING_AUDIT_KEY_FILE``: the platform's signing
-      secret key and the audit public key (armored files; the passphrase, if any, comes from
-      ``S3_SHARING_SIGNING_KEY_PASSPHRASE`` through ``dg.EnvVar``).
-    - ``S3_SHARING_AUDIT_SECRET_KEY_FILE``: the audit secret key, for the tenant isolation check.
-    - ``S3_SHARING_SCHEDULE_MINUTE``: minutes past each window's end when its schedule ticks.
-    """
+    """Every setting of the platform. Each field ``name`` is read from ``S3_SHARING_<NAME>``; all
+    are optional. The README's variable table lists exactly these (a test keeps them in step)."""
 
     model_config = ConfigDict(frozen=True)
 
     dbt_target: str = "dev"
+    """``dev`` (embedded DuckDB, default) or ``prod`` (BigQuery)."""
     duckdb_path: Path = LOCAL_DIR / "warehouse.duckdb"
+    """Absolute path of the DuckDB warehouse file (dev target)."""
     partition_start: str = "2026-01-01-00:00"
-    registry_path: Path = REPO_ROOT / "registry" / "demo.yaml"
+    """First hourly partition, ``YYYY-MM-DD-HH:MM`` UTC."""
+    registry: Path = REPO_ROOT / "registry" / "demo.yaml"
+    """The business registry YAML file."""
     archive_bucket: str = "s3-sharing-audit-archive"
+    """The GCS audit archive bucket."""
     signing_key_file: Path = LOCAL_DIR / "keys" / "platform-signing.sec"
+    """The platform's signing secret key (armored)."""
+    signing_key_passphrase: SecretStr | None = None
+    """Its passphrase, if any."""
     audit_key_file: Path = LOCAL_DIR / "keys" / "audit.pub"
+    """The audit public key: every file is also encrypted to it, so the archive can be audited."""
     audit_secret_key_file: Path | None = None
+    """The audit secret key, for the tenant isolation check."""
     schedule_minute: int = Field(default=10, ge=0, le=59)
+    """Minutes past each window's end when its schedule ticks."""
+    slack_token: SecretStr | None = None
+    """Alerts go to Slack when set."""
+    slack_channel: str = "#data-sharing-alerts"
+    alert_webhook_url: SecretStr | None = None
+    """Alerts go to this JSON webhook when set (and Slack is not)."""
+    bq_project: str | None = None
+    """BigQuery project (prod target)."""
+    bq_dataset: str = "s3_sharing"
+    """BigQuery dataset of the models (prod target)."""
+    bq_raw_dataset: str = "raw"
+    """BigQuery dataset of the landing tables (prod target)."""
+    bq_location: str = "EU"
+    bq_auth_method: str = "oauth"
+    """``oauth`` (workload identity, application default credentials) or ``service-account``."""
+    bq_keyfile: Path | None = None
+    """The service account key file, with ``bq_auth_method: service-account``."""
 
     @field_validator("dbt_target")
     @classmethod
@@ -68,7 +82,7 @@ class Settings(BaseModel):
             )
         return value
 
-    @field_validator("duckdb_path", "registry_path", "signing_key_file", "audit_key_file")
+    @field_validator("duckdb_path", "registry", "signing_key_file", "audit_key_file")
     @classmethod
     def _absolute_path(cls, value: Path) -> Path:
         if not value.is_absolute():
@@ -81,7 +95,7 @@ class Settings(BaseModel):
     @classmethod
     def _partition_start_format(cls, value: str) -> str:
         try:
-            datetime.strptime(value, PARTITION_START_FORMAT)
+            datetime.strptime(value, HOURLY_KEY_FORMAT)
         except ValueError:
             raise ValueError(f"{value!r} is not a UTC hour like 2026-01-01-00:00") from None
         return value
@@ -89,14 +103,27 @@ class Settings(BaseModel):
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
-        values = {field: env[variable] for field, variable in ENV_VARIABLES.items() if env.get(variable)}
+        values = {field: env[variable(field)] for field in cls.model_fields if env.get(variable(field))}
         try:
             return cls(**values)
         except ValidationError as error:
             first = error.errors()[0]
-            variable = ENV_VARIABLES.get(str(first["loc"][0]), str(first["loc"][0]))
             message = str(first["msg"]).removeprefix("Value error, ")
-            raise SettingsError(f"{variable}: {message}") from None
+            if first["loc"]:
+                field, detail = str(first["loc"][0]), message
+            else:  # a model validator names its field first
+                field, _, detail = message.partition(": ")
+            raise SettingsError(f"{variable(field)}: {detail}") from None
+
+    @classmethod
+    def variables(cls) -> list[str]:
+        return [variable(field) for field in cls.model_fields]
+
+    @model_validator(mode="after")
+    def _prod_needs_a_project(self) -> "Settings":
+        if self.dbt_target == "prod" and not self.bq_project:
+            raise ValueError("bq_project: the prod target needs a BigQuery project")
+        return self
 
     def require_warehouse(self) -> None:
         """Fail clearly before dbt would silently create an empty DuckDB file."""

@@ -6,7 +6,7 @@ import pytest
 
 from s3_sharing.outbound.registry import RegistryError, load_registry
 
-from .conftest import registry_entry, write_registry
+from ..conftest import registry_entry, write_registry
 
 
 def _error(tmp_path, keys, **overrides) -> str:

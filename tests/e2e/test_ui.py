@@ -29,6 +29,8 @@ from s3_sharing.platform.storage import GcsArchive
 from s3_sharing.transform.dbt_assets import REFERENCE_MODELS_JOB
 from tests.conftest import ARCHIVE
 
+pytestmark = [pytest.mark.e2e, pytest.mark.ui]
+
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 HOURS = [f"2026-01-01-{hour:02d}:00" for hour in range(6)]

@@ -13,7 +13,7 @@ from s3_sharing.definitions import build_definitions
 from s3_sharing.platform.settings import REPO_ROOT, SettingsError
 from s3_sharing.transform.dbt_assets import HOURLY_MARTS_JOB, REFERENCE_MODELS_JOB
 
-from .conftest import query
+from ..conftest import query
 
 MART_KEYS = {
     "fi_data": "transaction_id",

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import duckdb
 import pysequoia
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +21,9 @@ from s3_sharing.platform.storage import GcsArchive, S3Buckets
 from s3_sharing.platform.time import Window
 from s3_sharing.platform.warehouse import DuckDBWarehouse, Relation
 
-from .conftest import ARCHIVE, BUSINESSES, registry_entry
+from ..conftest import ARCHIVE, BUSINESSES, registry_entry
+
+pytestmark = pytest.mark.e2e
 
 DECOYS = ("zoe", "hooli")  # rows of businesses that are not in the registry
 LAYOUTS = ("{date}/{hour}/{user_id}/{dataset}.csv.pgp", "{dataset}/{date}/{hour}/{dataset}.csv.pgp")

@@ -14,8 +14,10 @@ from google.cloud import storage
 from s3_sharing.definitions import build_definitions
 from s3_sharing.outbound.manifest import Manifest, sha256_hex
 
-from .conftest import ARCHIVE, default_registry, query, registry_entry, write_registry
-from .gpg import Gpg
+from ..conftest import ARCHIVE, default_registry, query, registry_entry, write_registry
+from ..gpg import Gpg
+
+pytestmark = pytest.mark.e2e
 
 HOUR = "2026-01-01-05:00"
 WINDOW = ("2026-01-01 05:00:00", "2026-01-01 06:00:00")
@@ -238,7 +240,7 @@ def test_one_failing_business_does_not_stop_the_others(settings, built, keys, tm
     from s3_sharing.platform.settings import Settings
 
     failing = Settings.from_env()
-    provisioned = read_registry(built.registry_path)  # globex's real bucket exists; no-such-bucket does not
+    provisioned = read_registry(built.registry)  # globex's real bucket exists; no-such-bucket does not
     with local_stack(provisioned, ARCHIVE) as stack:
         result = deliver(failing, "hourly", HOUR, raise_on_error=False)
         assert not result.success
@@ -261,7 +263,7 @@ def test_an_expired_business_key_blocks_its_delivery(built, keys, tmp_path, monk
     from s3_sharing.platform.settings import Settings
 
     expired = Settings.from_env()
-    with local_stack(read_registry(expired.registry_path), ARCHIVE) as stack:
+    with local_stack(read_registry(expired.registry), ARCHIVE) as stack:
         result = deliver(expired, "hourly", HOUR, raise_on_error=False)
         failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
         assert "business 'acme'" in failure.step_failure_data.error.message

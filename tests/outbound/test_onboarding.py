@@ -9,7 +9,7 @@ from s3_sharing import cli
 from s3_sharing.outbound.onboarding import bucket_policy, kms_key_policy_statement
 from s3_sharing.outbound.registry import read_registry
 
-from .conftest import default_registry, registry_entry, write_registry
+from ..conftest import default_registry, registry_entry, write_registry
 
 PLATFORM = "arn:aws:iam::999999999999:role/s3-sharing-platform"
 
@@ -26,7 +26,7 @@ def _documents(text: str) -> list[dict]:
 def test_onboard_prints_the_role_the_least_privilege_policies_and_a_checklist(settings, capsys):
     assert cli.main(["onboard", "globex", "--platform-principal", PLATFORM]) == 0
     out = capsys.readouterr().out
-    globex = read_registry(settings.registry_path).get("globex")
+    globex = read_registry(settings.registry).get("globex")
     role = globex.destination.role_arn
     assert f"Our delivery role ARN (add it to your bucket policy): {role}" in out
 
@@ -91,7 +91,7 @@ def test_verify_access_writes_inspects_and_removes_a_probe(settings, stack, caps
     )
     assert f"OK   encryption: {expected}" in out
     assert "0 objects under the prefix" not in out  # the probe was listed while it existed
-    business = read_registry(settings.registry_path).get(business_id)
+    business = read_registry(settings.registry).get(business_id)
     left = stack.reader_client().list_objects_v2(Bucket=business.destination.bucket)
     assert left.get("KeyCount", 0) == 0, "the probe must be removed"
     assert f"verify-access {business_id}: connection OK" in out

@@ -1,0 +1,22 @@
+"""The runbook from a terminal: materialize, deliver, verify and status over a range of hours."""
+
+from s3_sharing import cli
+
+from ..outbound.runs import role
+
+
+def test_a_six_hour_range_is_delivered_and_verified_from_the_runbook(settings, stack, capsys):
+    hours = ["--from", "2026-01-01-02:00", "--to", "2026-01-01-07:00"]
+    assert cli.main(["materialize", *hours]) == 0  # dbt runs once for the six hours
+    capsys.readouterr()
+    assert cli.main(["deliver", *hours]) == 0
+    out = capsys.readouterr().out
+    assert sum(line.startswith("hourly 2026-01-01-0") for line in out.splitlines()) == 6, out[-3000:]
+    assert cli.main(["verify", *hours]) == 0
+    assert "verify: 18 of 18 windows certified" in capsys.readouterr().out  # 3 hourly businesses x 6
+    bucket = role(settings, "acme")
+    bucket.delete(next(k for k in bucket.sizes() if k.startswith("2026-01-01/03/")))
+    assert cli.main(["verify", *hours]) == 1
+    assert cli.main(["status", *hours]) == 0
+    out = capsys.readouterr().out
+    assert "acme 2026-01-01-03:00: mismatched" in out and "verify: 17 of 18 windows certified" in out

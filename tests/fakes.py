@@ -1,0 +1,93 @@
+"""In-memory stand-ins for the GCS archive and S3 buckets, with the same public interface.
+
+For the fast test tier: delivery and certification run against them in milliseconds. They are
+faithful only to what the product relies on (keys, bytes, sizes, MD5 and SHA-256); the tests
+against moto and the GCS emulator remain the truth for permissions, encryption and transport.
+"""
+
+import base64
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from s3_sharing.platform.storage import AssumedRole, BucketLocation
+
+
+@dataclass
+class MemoryArchive:
+    """The GCS audit archive: names to bytes."""
+
+    bucket: str = "memory-archive"
+    objects: dict[str, bytes] = field(default_factory=dict)
+
+    def uri(self, name: str) -> str:
+        return f"gs://{self.bucket}/{name}"
+
+    def upload_file(self, name: str, path: Path, content_type: str = "application/pgp-encrypted") -> str:
+        self.objects[name] = path.read_bytes()
+        return self.uri(name)
+
+    def upload_bytes(self, name: str, data: bytes, content_type: str) -> str:
+        self.objects[name] = bytes(data)
+        return self.uri(name)
+
+    def read(self, name: str) -> bytes | None:
+        return self.objects.get(name)
+
+    def delete(self, name: str) -> None:
+        self.objects.pop(name, None)
+
+    def listing(self, prefix: str) -> dict[str, tuple[int, str]]:
+        return {
+            name: (len(body), base64.b64encode(hashlib.md5(body).digest()).decode())
+            for name, body in self.objects.items()
+            if name.startswith(prefix)
+        }
+
+
+@dataclass
+class MemoryBucket:
+    """One prefix of one S3 bucket; keys are relative to the prefix, as in ``Bucket``."""
+
+    owner: str
+    location: BucketLocation
+    objects: dict[str, bytes]
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.location.bucket}/{self.location.prefix}{key}"
+
+    def upload_file(self, key: str, path: Path, content_type: str = "application/pgp-encrypted") -> str:
+        return self.upload_bytes(key, path.read_bytes(), content_type)
+
+    def upload_bytes(self, key: str, data: bytes, content_type: str) -> str:
+        self.objects[self.location.prefix + key] = bytes(data)
+        return self.uri(key)
+
+    def delete(self, key: str) -> None:
+        self.objects.pop(self.location.prefix + key, None)
+
+    def read(self, key: str) -> bytes | None:
+        return self.objects.get(self.location.prefix + key)
+
+    def sizes(self) -> dict[str, int]:
+        prefix = self.location.prefix
+        return {k.removeprefix(prefix): len(v) for k, v in self.objects.items() if k.startswith(prefix)}
+
+    def encryption(self, key: str) -> tuple[str | None, str | None]:
+        return self.location.sse_mode, self.location.kms_key_arn
+
+    def sha256(self, key: str) -> str | None:
+        body = self.read(key)
+        return None if body is None else hashlib.sha256(body).hexdigest()
+
+
+@dataclass
+class MemoryBuckets:
+    """Opens in-memory buckets; every bucket's objects live in ``buckets[name]``."""
+
+    buckets: dict[str, dict[str, bytes]] = field(default_factory=dict)
+
+    def open(
+        self, location: BucketLocation, role: AssumedRole, *, owner: str, session_id: str
+    ) -> MemoryBucket:
+        return MemoryBucket(owner, location, self.buckets.setdefault(location.bucket, {}))

@@ -1,0 +1,96 @@
+"""The delivered certification against the local endpoints: what it passes, what it catches."""
+
+import json
+
+import dagster as dg
+import duckdb
+
+from s3_sharing.definitions import build_definitions
+from s3_sharing.outbound.checks import run_windows
+
+from .runs import HOUR, certify, deliver, meta, role
+
+
+def test_delivered_passes_after_delivery_and_an_undelivered_empty_window_passes(built, stack):
+    for hour in ("2026-01-01-03:00", "2026-01-01-04:00", HOUR):
+        deliver(built, hour)
+    checks = certify(built)
+    assert checks[("acme", "delivered")].passed
+    assert meta(checks[("acme", "delivered")], "delivered") == 3
+    # Never delivered and empty in the warehouse: nothing to certify, so it passes as empty.
+    quiet = certify(built, last="2026-01-01-11:00", lookback=1)
+    umbrella_rows = (
+        duckdb.connect(str(built.duckdb_path), read_only=True)
+        .execute(
+            "select count(*) from main_marts.fi_data where business_id = 'umbrella' and hour(updated_at) = 11"
+        )
+        .fetchone()[0]
+    )
+    assert quiet[("umbrella", "delivered")].passed == (umbrella_rows == 0)
+
+
+def test_a_deleted_object_fails_delivered_and_names_the_partition(built, stack):
+    deliver(built, HOUR)
+    bucket = role(built, "acme")
+    victim = next(key for key in bucket.sizes() if key.endswith(".csv.pgp"))
+    bucket.delete(victim)
+    check = certify(built, lookback=1)[("acme", "delivered")]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert meta(check, "mismatched") == [HOUR]
+    assert any(f"{victim} missing in S3" in p for p in meta(check, "problems"))
+
+
+def test_a_tampered_manifest_fails_delivered(built, stack):
+    deliver(built, HOUR)
+    bucket = role(built, "acme")
+    key = "_manifests/20260101T0500Z.json"
+    body = json.loads(bucket.read(key))
+    body["rows"]["FI_DATA"] += 1
+    bucket.upload_bytes(key, json.dumps(body).encode(), "application/json")
+    check = certify(built, lookback=1)[("acme", "delivered")]
+    assert not check.passed and meta(check, "mismatched") == [HOUR]
+    problems = " ".join(meta(check, "problems"))
+    assert "S3 and GCS manifests differ" in problems and "signature does not verify" in problems
+
+
+def test_a_late_row_in_a_delivered_window_fails_delivered(built, stack):
+    deliver(built, HOUR)
+    with duckdb.connect(str(built.duckdb_path)) as con:
+        con.execute(
+            "insert into main_marts.fi_data select * replace ('late_txn' as transaction_id) "
+            "from main_marts.fi_data where business_id = 'acme' and hour(updated_at) = 5 limit 1"
+        )
+    check = certify(built, lookback=1)[("acme", "delivered")]
+    assert not check.passed and meta(check, "mismatched") == [HOUR]
+    assert any("FI_DATA: manifest has" in p and "warehouse now" in p for p in meta(check, "problems"))
+    assert meta(check, "missing") == []
+
+
+def test_in_a_delivery_run_delivered_certifies_the_windows_that_run_delivered(built, stack):
+    """Earlier windows with rows are still undelivered (as during a backfill, when sibling runs
+    deliver them at the same time): the run's own check must not fail on them; the scheduled
+    look-back certification does."""
+    defs = build_definitions(built)
+    result = defs.resolve_job_def("hourly_deliveries_job").execute_in_process(
+        partition_key=HOUR, asset_selection=[dg.AssetKey(["deliveries", "acme"])], raise_on_error=False
+    )
+    (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "delivered"]
+    assert evaluation.passed and meta(evaluation, "delivered") == 1
+    lookback = certify(built, lookback=3)[("acme", "delivered")]
+    assert not lookback.passed
+    assert meta(lookback, "missing") == ["2026-01-01-03:00", "2026-01-01-04:00"]
+
+
+def test_run_windows_follow_the_run_partition_or_range():
+    partitions = dg.HourlyPartitionsDefinition(start_date="2026-01-01-00:00", fmt="%Y-%m-%d-%H:%M")
+    assert [w.key for w in run_windows({"dagster/partition": HOUR}, partitions)] == [HOUR]
+    ranged = {
+        "dagster/asset_partition_range_start": "2026-01-01-02:00",
+        "dagster/asset_partition_range_end": "2026-01-01-04:00",
+    }
+    assert [w.key for w in run_windows(ranged, partitions)] == [
+        "2026-01-01-02:00",
+        "2026-01-01-03:00",
+        "2026-01-01-04:00",
+    ]
+    assert run_windows({}, partitions) is None

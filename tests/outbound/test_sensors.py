@@ -1,0 +1,90 @@
+"""The watchdog and the alert sensors, against the local endpoints."""
+
+import json
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from s3_sharing.definitions import build_definitions
+from s3_sharing.outbound import sensors
+from s3_sharing.platform.notify import Notifier
+from s3_sharing.platform.resources import build_resources
+from s3_sharing.transform.dbt_assets import dbt_project
+
+from ..webhook import WebhookReceiver
+from .runs import HOUR, certify, deliver, role
+
+
+def test_the_watchdog_waits_quietly_until_the_marts_are_built(settings, stack, monkeypatch):
+    """A new deployment: raw data, no marts yet. Nothing can have been delivered, and the sensor
+    tick must not fail (under dagster dev it ran before the first dbt run)."""
+    monkeypatch.setattr(sensors, "utc_now", lambda: datetime(2026, 1, 1, 7, 5, tzinfo=UTC))
+    defs = build_definitions(settings)
+    with WebhookReceiver() as hook, dg.DagsterInstance.ephemeral() as instance:
+        resources = build_resources(settings, dbt_project(settings)) | {
+            "notifier": Notifier(webhook_url=hook.url)
+        }
+        result = defs.resolve_sensor_def("delivery_watchdog").evaluate_tick(
+            dg.build_sensor_context(instance=instance, resources=resources, definitions=defs)
+        )
+    assert result.run_requests == [] and hook.received == []
+
+
+def test_the_watchdog_requests_a_missed_window_once_and_alerts_once(built, stack, monkeypatch):
+    monkeypatch.setattr(sensors, "utc_now", lambda: datetime(2026, 1, 1, 7, 5, tzinfo=UTC))
+    defs = build_definitions(built)
+    watchdog = defs.resolve_sensor_def("delivery_watchdog")
+    with WebhookReceiver() as hook, dg.DagsterInstance.ephemeral() as instance:
+        resources = build_resources(built, dbt_project(built)) | {"notifier": Notifier(webhook_url=hook.url)}
+        first = watchdog.evaluate_tick(
+            dg.build_sensor_context(instance=instance, resources=resources, definitions=defs)
+        )
+        (request,) = first.run_requests
+        assert request.partition_key == HOUR and request.run_key.startswith(f"watchdog:hourly:{HOUR}:")
+        assert {k.path[-1] for k in request.asset_selection} >= {"acme", "globex"}
+        assert len(hook.received) == 1 and hook.received[0]["kind"] == "window_missed"
+        again = watchdog.evaluate_tick(
+            dg.build_sensor_context(
+                instance=instance, resources=resources, cursor=first.cursor, definitions=defs
+            )
+        )
+        assert again.run_requests == [] and len(hook.received) == 1
+
+
+def _alert_on_run(settings, instance, run: dg.DagsterRun, notifier: Notifier) -> None:
+    """Evaluate the alert sensor as the daemon does when ``run`` succeeds."""
+    (record,) = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.RUN_SUCCESS).records
+    context = dg.build_run_status_sensor_context(
+        sensor_name="check_failure_alerts",
+        dagster_event=record.event_log_entry.dagster_event,
+        dagster_instance=instance,
+        dagster_run=run,
+        resources={"notifier": notifier},
+    )
+    build_definitions(settings).resolve_sensor_def("check_failure_alerts")(context)
+
+
+def test_one_alert_per_failed_check_of_a_finished_run(built, stack):
+    """On a persistent instance with the default (run-sharded SQLite) event log, as under
+    ``dagster dev``, where a scan of the whole event log is refused."""
+    with WebhookReceiver() as hook, dg.instance_for_test() as instance:
+        notifier = Notifier(webhook_url=hook.url)
+        deliver(built, HOUR, instance)
+        (delivery_run,) = instance.get_runs()
+        _alert_on_run(built, instance, delivery_run, notifier)
+        assert hook.received == []  # every check of the delivery run passed
+
+        role(built, "acme").delete(next(k for k in role(built, "acme").sizes() if k.endswith(".csv.pgp")))
+        certify(built, instance=instance)
+        certification_run = instance.get_runs(limit=1)[0]
+        records = instance.get_records_for_run(
+            certification_run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        ).records
+        evaluations = [r.event_log_entry.dagster_event.event_specific_data for r in records]
+        failed = [e for e in evaluations if not e.passed]
+        assert failed and len(failed) < len(evaluations)
+        _alert_on_run(built, instance, certification_run, notifier)
+        assert len(hook.received) == len(failed)
+        assert sorted(a["business_id"] for a in hook.received) == sorted(e.asset_key.path[-1] for e in failed)
+        assert any("mismatched" in a["text"] for a in hook.received)
+        assert all("BEGIN PGP" not in json.dumps(a) for a in hook.received)
