@@ -10,7 +10,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 # Demo only: the platform holds the audit secret key so the tenant isolation check can sample.
 export S3_SHARING_AUDIT_SECRET_KEY_FILE ?= $(CURDIR)/.local/keys/audit.sec
 
-.PHONY: install prepare demo test lint dev endpoints clean
+.PHONY: install prepare demo test test-fast lint dev endpoints clean
 
 $(VENV)/.installed: pyproject.toml
 	command -v gpg >/dev/null && test -x /usr/bin/chromium || \
@@ -38,6 +38,12 @@ test: prepare
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
+
+## test-fast: the inner loop: the linter and every test that needs no server (no local endpoints, no UI)
+test-fast: prepare
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest -m "not e2e and not ui"
 
 lint: install
 	$(BIN)/ruff check .

@@ -11,7 +11,7 @@ and the same keys, each in its own process so peak RSS is its own:
 - ``floor``: DuckDB ``COPY … TO`` CSV → ``gpg --encrypt --sign -z 0`` → one ``upload_file``.
 
 Ratios compare like with like: the per-data-set layout (one file per business). The per-user
-layout (seed 000) is reported on its own, in files/s and rows/s. The last line times loading the
+layout is reported on its own, in files/s and rows/s. The last line times loading the
 Dagster definitions with a generated registry of 1,000 businesses.
 """
 
@@ -339,7 +339,7 @@ def compare(args: argparse.Namespace, db: Path, keys: Path) -> None:
 
 
 def per_user(args: argparse.Namespace, work: Path, keys: Path) -> None:
-    """Seed 000's layout, one file per user. Each stage gets fresh endpoints: the GCS emulator
+    """The per-user layout, one file per user. Each stage gets fresh endpoints: the GCS emulator
     rewrites the metadata of every stored object on each write, so its cost grows with the
     number of objects it holds (real GCS does not)."""
     db = work / "per_user.duckdb"
@@ -348,7 +348,7 @@ def per_user(args: argparse.Namespace, work: Path, keys: Path) -> None:
         one = argparse.Namespace(**{**vars(args), "businesses": 1})
         result = measure("s3_sharing", one, db, keys, layout="{date}/{hour}/{user_id}/{dataset}.csv.pgp")
     result["pipeline"] = "s3_sharing per-user"
-    print(f"\nper-user layout (seed 000): {args.per_user_rows:,} rows over {args.per_user_users:,} users")
+    print(f"\nper-user layout: {args.per_user_rows:,} rows over {args.per_user_users:,} users")
     print(HEADER)
     print(row(result))
     print(f"files/s: {result['files'] / result['seconds']:,.0f}", flush=True)

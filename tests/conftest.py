@@ -71,7 +71,7 @@ def registry_entry(business_id: str, keys: dict[str, KeyPair], **overrides: obje
 
 
 def default_registry(keys: dict[str, KeyPair]) -> list[dict[str, object]]:
-    """acme: seed 000 per-user layout; globex: seed 001 per-data-set with SSE-KMS and an external
+    """acme: per-user layout; globex: per-data-set layout with SSE-KMS and an external
     id; initech: daily; umbrella: the quiet one (many empty hours)."""
     return [
         registry_entry("acme", keys),

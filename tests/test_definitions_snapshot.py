@@ -2,7 +2,7 @@
 
 Every asset (group, partitions, upstream), check, job (with its selection), schedule and sensor.
 A change to any of them fails here until the snapshot is updated on purpose:
-``S3_SHARING_UPDATE_SNAPSHOT=1 pytest tests/test_definitions_snapshot.py``.
+``UPDATE_SNAPSHOT=1 pytest tests/test_definitions_snapshot.py``.
 """
 
 import json
@@ -93,7 +93,7 @@ def test_the_definitions_match_the_committed_snapshot(tmp_path, monkeypatch, key
         }
     )
     found = describe(build_definitions(settings))
-    if os.environ.get("S3_SHARING_UPDATE_SNAPSHOT"):
+    if os.environ.get("UPDATE_SNAPSHOT"):
         SNAPSHOT.write_text(json.dumps(found, indent=1, sort_keys=True) + "\n")
     expected = json.loads(SNAPSHOT.read_text())
     for part in ("assets", "checks", "jobs", "schedules", "sensors"):

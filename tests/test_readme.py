@@ -52,7 +52,7 @@ def test_every_s3_sharing_command_in_the_readme_parses():
 
 
 def test_every_s3_sharing_command_in_the_readme_is_run_by_a_test_or_by_ci():
-    tests = "\n".join(path.read_text() for path in Path(__file__).parent.glob("test_*.py"))
+    tests = "\n".join(path.read_text() for path in Path(__file__).parent.rglob("test_*.py"))
     for command in {words[0] for words in _commands("s3-sharing")} | set(
         re.findall(r"`s3-sharing ([a-z-]+)", README)
     ):

@@ -21,7 +21,8 @@ from s3_sharing.platform.settings import LOCAL_DIR, Settings
 from s3_sharing.platform.time import Cadence, cadence_partitions, hourly_key, windows_closed_by
 from s3_sharing.transform.dbt_assets import dbt_project, prepare
 
-DEMO_SCALE = {"businesses": 6, "users_per_business": 50, "events_per_hour": 120, "hours": 24}
+DEMO_SCALE = {"businesses": 6, "users_per_business": 50, "events_per_hour": 120}
+DEMO_HOURS = 24
 
 
 def ensure_demo_keys(settings: Settings, registry: Registry, keys_dir: Path) -> None:
@@ -38,13 +39,14 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     """A demo day end to end: data, dbt, deliveries to local S3 and GCS, and a summary."""
     end = datagen.current_hour()
     settings.duckdb_path.unlink(missing_ok=True)  # a fresh warehouse: no marts left from an earlier demo
-    counts = datagen.generate(settings.duckdb_path, datagen.Scale(end=end, seed=args.seed, **DEMO_SCALE))
+    scale = DEMO_SCALE | {"hours": args.hours}
+    counts = datagen.generate(settings.duckdb_path, datagen.Scale(end=end, seed=args.seed, **scale))
     businesses = DEMO_SCALE["businesses"]
     print(f"generated {sum(counts.values()):,} rows, {businesses} businesses, in {settings.duckdb_path}")
     registry = read_registry(settings.registry)
     ensure_demo_keys(settings, registry, LOCAL_DIR / "keys")
     prepare(dbt_project(settings))
-    start = end - timedelta(hours=DEMO_SCALE["hours"])
+    start = end - timedelta(hours=args.hours)
     runbook.materialize(
         settings,
         hourly_key(start.replace(tzinfo=UTC)),

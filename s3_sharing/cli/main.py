@@ -11,7 +11,7 @@ import dagster as dg
 from botocore.exceptions import BotoCoreError, ClientError
 
 from s3_sharing.cli import runbook
-from s3_sharing.cli.demo import cmd_demo, cmd_endpoints
+from s3_sharing.cli.demo import DEMO_HOURS, cmd_demo, cmd_endpoints
 from s3_sharing.definitions import build_definitions
 from s3_sharing.devtools import datagen
 from s3_sharing.devtools.dagster_dev import GraphQLError
@@ -214,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="a demo day end to end, with a summary")
     demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--hours", type=int, default=DEMO_HOURS, help="hours of data, ending this hour")
     demo.add_argument("--ui", action="store_true", help="then keep it open in the Dagster UI until Ctrl-C")
     demo.add_argument("--port", type=int, default=3000, help="the Dagster UI's port (with --ui)")
     demo.add_argument("--env-file", default=str(LOCAL_DIR / "endpoints.env"))

@@ -1,7 +1,7 @@
 """``dagster dev`` (webserver + daemon) as a managed child process, and its GraphQL API.
 
-``s3-sharing ui`` runs it beside the local endpoints; the end-to-end test drives it like a user
-would, through GraphQL and a browser.
+``s3-sharing demo --ui`` (``make dev``) runs it beside the local endpoints; the UI tests drive it
+like a user would, through GraphQL and a browser.
 """
 
 import contextlib

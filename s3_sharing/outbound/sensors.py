@@ -1,4 +1,4 @@
-"""Sensors: the watchdog of seed 001 (at time t, was window t-2 → t-1 delivered?) and alerts.
+"""Sensors: the watchdog (at time t, was window t-2 → t-1 delivered?) and the alerts.
 
 Open-source Dagster has no built-in alert on a failed asset check. Check evaluations happen in
 runs, so the alerts follow runs: when a run ends, its failed check evaluations are read from that

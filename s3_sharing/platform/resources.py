@@ -14,7 +14,6 @@ from s3_sharing.platform.warehouse import BigQueryWarehouse, DuckDBWarehouse
 from s3_sharing.transform.dbt_assets import dbt_cli
 
 
-
 class PlatformKeys(dg.ConfigurableResource):
     """The platform's signing key (secret) and audit key (public), read when a run uses them."""
 

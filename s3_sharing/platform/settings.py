@@ -7,7 +7,15 @@ from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from s3_sharing.platform.time import HOURLY_KEY_FORMAT
 
@@ -120,7 +128,7 @@ class Settings(BaseModel):
         return [variable(field) for field in cls.model_fields]
 
     @model_validator(mode="after")
-    def _prod_needs_a_project(self) -> "Settings":
+    def _prod_needs_a_project(self) -> Settings:
         if self.dbt_target == "prod" and not self.bq_project:
             raise ValueError("bq_project: the prod target needs a BigQuery project")
         return self

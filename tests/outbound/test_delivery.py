@@ -75,7 +75,7 @@ def test_every_file_decrypts_with_gpg_is_signed_and_equals_the_warehouse_rows(bu
     data_files = {k: v for k, v in objects.items() if k.endswith(".csv.pgp")}
     delivered: dict[str, dict[str, dict[str, str]]] = {"FI_DATA": {}, "ANALYTICS": {}}
     for key, body in data_files.items():
-        # seed 000 layout: shared/<date>/<hour>/<user_id>/<DATASET>.csv.pgp
+        # per-user layout: shared/<date>/<hour>/<user_id>/<DATASET>.csv.pgp
         _, date, hour, user_id, name = key.split("/")
         assert (date, hour) == ("2026-01-01", "05")
         opened = gpg.open(body)

@@ -13,14 +13,14 @@ from s3_sharing.outbound.layout import (
 START = datetime(2026, 3, 9, 7, tzinfo=UTC)
 
 
-def test_seed_000_layout_is_date_user_dataset():
+def test_the_per_user_layout_is_date_user_dataset():
     layout = Layout(DEFAULT_TEMPLATES[Cadence.DAILY]).validate(Cadence.DAILY)
     assert layout.per_user
     key = layout.key(dataset="FI_DATA", start=START, business_id="acme", user_id="usr_1")
     assert key == "2026-03-09/usr_1/FI_DATA.csv.pgp"
 
 
-def test_seed_001_per_data_set_layout():
+def test_the_per_data_set_layout():
     layout = Layout("{dataset}/{date}/{hour}/{dataset}_{window}.csv.pgp").validate(Cadence.HOURLY)
     assert not layout.per_user
     assert layout.key(dataset="PAYMENTS", start=START, business_id="acme") == (

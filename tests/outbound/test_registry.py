@@ -74,7 +74,7 @@ def test_each_bad_entry_names_file_business_and_field(tmp_path, keys, overrides,
     assert words in message
 
 
-def test_a_daily_business_may_use_the_seed_000_date_user_layout(tmp_path, keys):
+def test_a_daily_business_may_use_the_date_user_layout(tmp_path, keys):
     path = write_registry(
         tmp_path / "r.yaml",
         [registry_entry("acme", keys, cadence="daily", layout="{date}/{user_id}/{dataset}")],
