@@ -3,11 +3,14 @@
 For each window: when the warehouse now has rows, a manifest must exist in both S3 and the GCS
 archive, be identical in both, carry a valid platform signature, list row counts equal to the
 warehouse's current counts, and every file it lists must exist in both places with the listed
-size and checksum (S3's own SHA-256 with ``deep``, GCS's own MD5). A window without rows needs no
-files. A window that ended within the grace period and has no manifest yet is ``pending``.
+size and checksum (S3's own SHA-256 with ``deep``, GCS's own MD5). The manifest must be the one of
+this business and window (a copy under another window's name is caught), and every data object
+whose name places it in the window must be listed by it (a crashed or overlapping run leaves
+objects no manifest lists). A window without rows needs no files. A window that ended within the
+grace period and has no manifest yet is ``pending``.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -17,8 +20,8 @@ import numpy as np
 import pyarrow as pa
 
 from s3_sharing.outbound.datasets import SOURCES, Dataset
-from s3_sharing.outbound.layout import manifest_key
-from s3_sharing.outbound.manifest import Manifest
+from s3_sharing.outbound.layout import Layout, manifest_key
+from s3_sharing.outbound.manifest import Manifest, iso
 from s3_sharing.outbound.registry import Business
 from s3_sharing.platform import crypto
 from s3_sharing.platform.storage import Bucket, GcsArchive, S3Buckets
@@ -113,9 +116,20 @@ class Certifier:
         bucket = business.open_bucket(self.s3)
         s3_sizes = bucket.sizes()
         archived = self.archive.listing(f"{business.id}/")
+        layout = business.object_layout()
+        stored = {
+            "S3": by_window(layout, s3_sizes),
+            "GCS": by_window(layout, (name.removeprefix(f"{business.id}/") for name in archived)),
+        }
         return [
             self._verdict(
-                business, window, {d: counts[n] for d, counts in expected.items()}, bucket, s3_sizes, archived
+                business,
+                window,
+                {d: counts[n] for d, counts in expected.items()},
+                bucket,
+                s3_sizes,
+                archived,
+                {store: objects.get(window.start, set()) for store, objects in stored.items()},
             )
             for n, window in enumerate(windows)
         ]
@@ -128,7 +142,9 @@ class Certifier:
         bucket: Bucket,
         s3_sizes: dict[str, int],
         archived: dict[str, tuple[int, str]],
+        stored: dict[str, set[str]],
     ) -> Verdict:
+        """``stored``: the data objects of this window found in each store, listed or not."""
         total = sum(expected.values())
         key = manifest_key(window.start)
         s3_body = bucket.read(key) if key in s3_sizes else None
@@ -138,11 +154,14 @@ class Certifier:
             return Verdict(business.id, window.key, status, total, tuple(problems))
 
         if s3_body is None and gcs_body is None:
-            if total == 0:
-                return verdict(Status.EMPTY)
-            if window.end > self.now - self.grace:
-                return verdict(Status.PENDING, f"{total} rows, not delivered yet")
-            return verdict(Status.MISSING, f"{total} rows in the warehouse, no manifest in S3 or GCS")
+            unlisted = _unlisted(stored, set())
+            if window.end > self.now - self.grace and total:
+                return verdict(Status.PENDING, f"{total} rows, not delivered yet", *unlisted)
+            if total:
+                return verdict(
+                    Status.MISSING, f"{total} rows in the warehouse, no manifest in S3 or GCS", *unlisted
+                )
+            return verdict(Status.MISMATCHED, *unlisted) if unlisted else verdict(Status.EMPTY)
         problems = []
         if s3_body is None:
             problems.append("manifest missing in S3")
@@ -163,6 +182,13 @@ class Certifier:
             manifest = Manifest.from_bytes(body)
         except (ValueError, TypeError, KeyError) as error:
             return verdict(Status.MISMATCHED, *problems, f"manifest unreadable ({error})")
+        claimed = (manifest.business_id, manifest.window_start, manifest.window_end)
+        if claimed != (business.id, iso(window.start), iso(window.end)):
+            problems.append(
+                f"manifest under {key} is for business {manifest.business_id!r}, window "
+                f"{manifest.window_start} → {manifest.window_end}"
+            )
+        problems += _unlisted(stored, {f.key for f in manifest.files})
         for dataset, rows in expected.items():
             listed = manifest.rows.get(dataset, 0)
             if listed != rows:
@@ -195,3 +221,22 @@ class Certifier:
             elif stored != (file.cipher_bytes, file.cipher_md5):
                 problems.append(f"{file.key} in GCS differs from the manifest (size or MD5)")
         return problems
+
+
+def by_window(layout: Layout, keys: Iterable[str]) -> dict[datetime, set[str]]:
+    """The data objects among ``keys``, grouped by the window their name says they belong to."""
+    found: dict[datetime, set[str]] = {}
+    for key in keys:
+        start = layout.window_start(key)
+        if start is not None:
+            found.setdefault(start, set()).add(key)
+    return found
+
+
+def _unlisted(stored: dict[str, set[str]], listed: set[str]) -> list[str]:
+    """Objects of the window that no manifest lists: left by a crashed or concurrent run."""
+    return [
+        f"{key} in {store} is listed by no manifest"
+        for store, keys in stored.items()
+        for key in sorted(keys - listed)
+    ]

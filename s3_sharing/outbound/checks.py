@@ -59,7 +59,7 @@ def _result(
 ):
     return dg.AssetCheckResult(
         asset_key=delivery_key(business.id),
-        check_name=check,
+        check_name=check.value,  # Dagster serializes plain strings only
         passed=passed,
         severity=severity,
         metadata=metadata,
@@ -91,9 +91,14 @@ class _Evaluation:
         self.certifier = Certifier(warehouse, relations, archive, s3, self.signing_cert, deep=config.deep)
 
     def delivered(self, business: Business, windows: list[Window]) -> dg.AssetCheckResult:
-        verdicts = self.certifier.certify(business, windows)
+        certified = [w for w in windows if business.certifies(w)]
+        verdicts = self.certifier.certify(business, certified)
         failing = [v for v in verdicts if v.status.failing]
         listed = {status: [v.partition for v in verdicts if v.status is status] for status in Status}
+        inactive = {}
+        if len(certified) < len(windows):
+            since = business.inactive_since.isoformat() if business.inactive_since else "its registration"
+            inactive = {"not_certified": f"{len(windows) - len(certified)} windows: inactive since {since}"}
         return _result(
             DeliveryCheck.DELIVERED,
             business,
@@ -108,6 +113,7 @@ class _Evaluation:
             missing=listed[Status.MISSING],
             mismatched=listed[Status.MISMATCHED],
             problems=[v.describe() for v in failing][:50],
+            **inactive,
         )
 
     def keys_valid(self, business: Business, public_key: str) -> dg.AssetCheckResult:
@@ -195,19 +201,19 @@ def build_delivery_checks(
         for b in businesses
         for spec in (
             dg.AssetCheckSpec(
-                DeliveryCheck.DELIVERED,
+                DeliveryCheck.DELIVERED.value,
                 asset=delivery_key(b.id),
                 description="Every window with rows in the warehouse has a signed manifest in S3 and GCS "
                 "whose files and row counts match.",
             ),
             dg.AssetCheckSpec(
-                DeliveryCheck.KEYS_VALID,
+                DeliveryCheck.KEYS_VALID.value,
                 asset=delivery_key(b.id),
                 description="The business's key and the platform's signing and audit keys are usable and "
                 "do not expire within the warning horizon.",
             ),
             dg.AssetCheckSpec(
-                DeliveryCheck.TENANT_ISOLATION,
+                DeliveryCheck.TENANT_ISOLATION.value,
                 asset=delivery_key(b.id),
                 description="A sample of the latest delivery, opened with the audit key, holds only this "
                 "business's users.",

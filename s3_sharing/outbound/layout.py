@@ -11,6 +11,7 @@ import re
 import string
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 
 from s3_sharing.platform.time import Cadence
 
@@ -86,6 +87,39 @@ class Layout:
         return self.template.format(
             **values, date=utc.strftime("%Y-%m-%d"), hour=utc.strftime("%H"), window=window_id(utc)
         )
+
+    def window_start(self, key: str) -> datetime | None:
+        """The start of the window whose file ``key`` would be, read back from the name; None when
+        this layout could not have written ``key``."""
+        match = self._pattern.fullmatch(key)
+        if match is None:
+            return None
+        found = match.groupdict()
+        if found.get("window"):
+            return datetime.strptime(found["window"], "%Y%m%dT%H%MZ").replace(tzinfo=UTC)
+        day = datetime.strptime(found["date"], "%Y-%m-%d").replace(tzinfo=UTC)
+        return day.replace(hour=int(found.get("hour") or 0))
+
+    @cached_property
+    def _pattern(self) -> re.Pattern[str]:
+        pattern, seen = "", set()
+        for text, name, _, _ in string.Formatter().parse(self.template):
+            pattern += re.escape(text)
+            if name is None:
+                continue
+            pattern += f"(?P={name})" if name in seen else f"(?P<{name}>{_VALUE_PATTERNS[name]})"
+            seen.add(name)
+        return re.compile(pattern)
+
+
+_VALUE_PATTERNS = {
+    "dataset": r"[A-Z_]+",
+    "date": r"\d{4}-\d{2}-\d{2}",
+    "hour": r"\d{2}",
+    "window": r"\d{8}T\d{4}Z",
+    "user_id": r"[^/]+",
+    "business_id": r"[^/]+",
+}
 
 
 def manifest_key(start: datetime) -> str:

@@ -6,6 +6,7 @@ the field, e.g. ``registry.yaml: business 'acme': destination.bucket_arn: ...``.
 
 import re
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,7 +25,7 @@ from pydantic import (
 from s3_sharing.outbound.datasets import Dataset
 from s3_sharing.outbound.layout import DEFAULT_TEMPLATES, Layout, LayoutError
 from s3_sharing.platform.storage import AssumedRole, Bucket, BucketLocation, S3Buckets
-from s3_sharing.platform.time import Cadence
+from s3_sharing.platform.time import Cadence, Window
 
 _BUCKET_ARN = re.compile(r"^arn:aws:s3:::([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])$")
 _ROLE_ARN = re.compile(r"^arn:aws:iam::\d{12}:role/[\w+=,.@/-]{1,128}$")
@@ -106,6 +107,9 @@ class Business(_Strict):
     id: str = Field(pattern=r"^[a-z][a-z0-9_]{1,62}$")
     name: str = Field(min_length=1)
     active: bool = True
+    inactive_since: datetime | None = None
+    """When an inactive business stopped receiving deliveries: its windows that end by then are
+    still certified, later ones are not (there is nothing to deliver to it)."""
     cadence: Cadence
     datasets: list[Dataset] = Field(min_length=1)
     destination: Destination
@@ -130,6 +134,19 @@ class Business(_Strict):
             except LayoutError as error:
                 raise ValueError(str(error)) from None
         return value
+
+    @model_validator(mode="after")
+    def _inactive_since_needs_inactive(self) -> "Business":
+        if self.inactive_since is not None:
+            if self.active:
+                raise ValueError("inactive_since: only for a business with active: false")
+            if self.inactive_since.tzinfo is None:
+                raise ValueError("inactive_since: give a UTC offset, e.g. 2026-03-01T00:00:00Z")
+        return self
+
+    def certifies(self, window: Window) -> bool:
+        """Whether the certification expects this window delivered."""
+        return self.active or (self.inactive_since is not None and window.end <= self.inactive_since)
 
     def open_bucket(self, s3: S3Buckets) -> Bucket:
         """The business's prefix, through its delivery role."""

@@ -6,8 +6,12 @@ import dagster as dg
 import duckdb
 
 from s3_sharing.definitions import build_definitions
+from s3_sharing.devtools.local_endpoints import local_stack
 from s3_sharing.outbound.checks import run_windows
+from s3_sharing.outbound.registry import read_registry
+from s3_sharing.platform.settings import Settings
 
+from ..conftest import ARCHIVE, default_registry, write_registry
 from .runs import HOUR, certify, deliver, meta, role
 
 
@@ -94,3 +98,18 @@ def test_run_windows_follow_the_run_partition_or_range():
         "2026-01-01-04:00",
     ]
     assert run_windows({}, partitions) is None
+
+
+def test_an_inactive_business_raises_no_false_alarm_and_the_metadata_says_why(
+    built, keys, tmp_path, monkeypatch
+):
+    entries = default_registry(keys)
+    entries[3]["active"] = False  # umbrella: never delivered, rows in every hour
+    monkeypatch.setenv("S3_SHARING_REGISTRY", str(write_registry(tmp_path / "inactive.yaml", entries)))
+    settings = Settings.from_env()
+    with local_stack(read_registry(settings.registry), ARCHIVE):
+        checks = certify(settings)
+    umbrella, acme = checks[("umbrella", "delivered")], checks[("acme", "delivered")]
+    assert umbrella.passed and meta(umbrella, "windows") == 0
+    assert meta(umbrella, "not_certified") == "3 windows: inactive since its registration"
+    assert not acme.passed and meta(acme, "missing")  # an active business is still held to account

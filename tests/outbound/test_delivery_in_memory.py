@@ -103,3 +103,49 @@ def test_a_window_without_rows_writes_no_data_file_and_certifies_empty(outbound)
     assert [k for k in s3.buckets["umbrella-bucket"] if k.endswith(".csv.pgp")] == []
     (verdict,) = certifier.certify(registry.get("umbrella"), [quiet])
     assert verdict.status is Status.EMPTY
+
+
+def _copy(objects: dict[str, bytes], source: str, target: str) -> None:
+    objects[target] = objects[source]
+
+
+def test_an_object_no_manifest_lists_fails_the_window_and_is_named(outbound):
+    registry, public_keys, deliverer, certifier, archive, s3 = outbound
+    report = deliverer.deliver(registry.get("acme"), public_keys["acme"], HOUR, "run-1")
+    stray = "2026-01-01/05/usr_ghost/FI_DATA.csv.pgp"  # what a crashed or concurrent run leaves
+    _copy(s3.buckets["acme-bucket"], "shared/" + report.manifest.files[0].key, "shared/" + stray)
+    _copy(archive.objects, "acme/" + report.manifest.files[0].key, "acme/" + stray)
+    (verdict,) = certifier.certify(registry.get("acme"), [HOUR])
+    assert verdict.status is Status.MISMATCHED
+    assert f"{stray} in S3 is listed by no manifest" in verdict.problems
+    assert f"{stray} in GCS is listed by no manifest" in verdict.problems
+
+
+def test_files_without_their_manifest_are_pending_then_missing_and_named(outbound):
+    """The state a run killed after its uploads and before its manifest leaves behind."""
+    registry, public_keys, deliverer, certifier, archive, s3 = outbound
+    report = deliverer.deliver(registry.get("acme"), public_keys["acme"], HOUR, "run-1")
+    for name in (manifest_key(HOUR.start), manifest_key(HOUR.start) + ".sig"):
+        del s3.buckets["acme-bucket"]["shared/" + name], archive.objects["acme/" + name]
+    (missing,) = certifier.certify(registry.get("acme"), [HOUR])
+    assert missing.status is Status.MISSING
+    assert {f"{f.key} in S3 is listed by no manifest" for f in report.manifest.files} <= set(missing.problems)
+    certifier.now = HOUR.end + timedelta(minutes=5)
+    (pending,) = certifier.certify(registry.get("acme"), [HOUR])
+    assert pending.status is Status.PENDING and len(pending.problems) == 1 + 2 * len(report.manifest.files)
+
+
+def test_a_valid_manifest_copied_under_another_window_does_not_certify_that_window(outbound):
+    registry, public_keys, deliverer, certifier, archive, s3 = outbound
+    deliverer.deliver(registry.get("acme"), public_keys["acme"], HOUR, "run-1")
+    later = Window.of(HOURS, "2026-01-01-06:00")
+    for suffix in ("", ".sig"):
+        source, target = manifest_key(HOUR.start) + suffix, manifest_key(later.start) + suffix
+        _copy(s3.buckets["acme-bucket"], "shared/" + source, "shared/" + target)
+        _copy(archive.objects, "acme/" + source, "acme/" + target)
+    (verdict,) = certifier.certify(registry.get("acme"), [later])
+    assert verdict.status is Status.MISMATCHED
+    assert (
+        f"manifest under {manifest_key(later.start)} is for business 'acme', "
+        "window 2026-01-01T05:00:00Z → 2026-01-01T06:00:00Z" in verdict.problems
+    )

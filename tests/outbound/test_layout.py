@@ -2,13 +2,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from s3_sharing.outbound.layout import (
-    DEFAULT_TEMPLATES,
-    Cadence,
-    Layout,
-    LayoutError,
-    manifest_key,
-)
+from s3_sharing.outbound.layout import DEFAULT_TEMPLATES, Layout, LayoutError, manifest_key
+from s3_sharing.platform.time import Cadence
 
 START = datetime(2026, 3, 9, 7, tzinfo=UTC)
 
@@ -59,3 +54,25 @@ def test_window_keys_distinguish_windows():
     layout = Layout("{window}/{dataset}").validate(Cadence.HOURLY)
     keys = {layout.key(dataset="FI_DATA", start=START.replace(hour=h), business_id="a") for h in range(24)}
     assert len(keys) == 24
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{date}/{hour}/{user_id}/{dataset}.csv.pgp",
+        "{dataset}/{date}/{hour}/{dataset}_{window}.csv.pgp",
+        "{business_id}/{window}/{dataset}.csv.pgp",
+    ],
+)
+def test_a_key_is_read_back_to_its_window_and_foreign_names_are_not(template):
+    layout = Layout(template).validate(Cadence.HOURLY)
+    start = datetime(2026, 3, 4, 17, tzinfo=UTC)
+    key = layout.key(dataset="FI_DATA", start=start, business_id="acme", user_id="usr_1")
+    assert layout.window_start(key) == start
+    assert layout.window_start("_manifests/20260304T1700Z.json") is None
+    assert layout.window_start(key + ".tmp") is None
+
+
+def test_a_daily_key_is_read_back_to_the_start_of_its_day():
+    layout = Layout("{date}/{user_id}/{dataset}.csv.pgp").validate(Cadence.DAILY)
+    assert layout.window_start("2026-03-04/usr_1/FI_DATA.csv.pgp") == datetime(2026, 3, 4, tzinfo=UTC)

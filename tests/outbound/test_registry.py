@@ -1,10 +1,12 @@
 """Registry validation: every bad entry is named by file, business and field."""
 
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from s3_sharing.outbound.registry import RegistryError, load_registry
+from s3_sharing.platform.time import Window
 
 from ..conftest import registry_entry, write_registry
 
@@ -112,3 +114,30 @@ def test_an_entry_without_id_is_named_by_position(tmp_path, keys):
     path = write_registry(tmp_path / "r.yaml", [registry_entry("globex", keys), entry])
     with pytest.raises(RegistryError, match=r"business #2: id: Field required"):
         load_registry(path)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "words"),
+    [
+        (
+            {"inactive_since": "2026-03-01T00:00:00Z"},
+            "inactive_since: only for a business with active: false",
+        ),
+        ({"active": False, "inactive_since": "2026-03-01T00:00:00"}, "inactive_since: give a UTC offset"),
+    ],
+)
+def test_inactive_since_belongs_to_an_inactive_business_and_is_zoned(tmp_path, keys, overrides, words):
+    assert f"business 'acme': (entry): {words}" in _error(tmp_path, keys, **overrides)
+
+
+def test_an_inactive_business_is_certified_only_for_windows_that_ended_before_it_stopped(tmp_path, keys):
+    since = "2026-03-01T06:00:00Z"
+    entries = [registry_entry("acme", keys, active=False, inactive_since=since)]
+    registry, _ = load_registry(write_registry(tmp_path / "registry.yaml", entries))
+    acme = registry.get("acme")
+    hour = timedelta(hours=1)
+    before = Window("05", datetime(2026, 3, 1, 5, tzinfo=UTC), datetime(2026, 3, 1, 6, tzinfo=UTC))
+    after = Window("06", before.start + hour, before.end + hour)
+    assert acme.certifies(before) and not acme.certifies(after)
+    never = load_registry(write_registry(tmp_path / "r2.yaml", [registry_entry("acme", keys, active=False)]))
+    assert not never[0].get("acme").certifies(before)
