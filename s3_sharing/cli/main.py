@@ -26,6 +26,7 @@ from s3_sharing.platform.time import (
     hourly_partitions,
     parse_hourly_key,
     require_partition,
+    windows_inside,
 )
 from s3_sharing.transform.dbt_assets import (
     dbt_project,
@@ -100,7 +101,7 @@ def cmd_deliver(settings: Settings, args: argparse.Namespace) -> int:
     for cadence in Cadence:
         keys = [
             w.key
-            for w in runbook.windows_in(cadence_partitions(cadence, settings.partition_start), start, end)
+            for w in windows_inside(cadence_partitions(cadence, settings.partition_start), start, end)
         ]
         found = runbook.deliver(defs, instance, registry, cadence, keys, args.business, progress=print)
         outcomes += found.values()
