@@ -100,8 +100,7 @@ def cmd_deliver(settings: Settings, args: argparse.Namespace) -> int:
     outcomes = []
     for cadence in Cadence:
         keys = [
-            w.key
-            for w in windows_inside(cadence_partitions(cadence, settings.partition_start), start, end)
+            w.key for w in windows_inside(cadence_partitions(cadence, settings.partition_start), start, end)
         ]
         found = runbook.deliver(defs, instance, registry, cadence, keys, args.business, progress=print)
         outcomes += found.values()
