@@ -39,11 +39,11 @@ test: prepare
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 
-## test-fast: the inner loop: the linter and every test that needs no server (no local endpoints, no UI)
+## test-fast: the inner loop: the linter and every test that needs no server and runs no dbt build of its own
 test-fast: prepare
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -m "not e2e and not ui"
+	$(BIN)/pytest -m "not e2e and not ui and not dbt" --durations=5
 
 lint: install
 	$(BIN)/ruff check .

@@ -4,6 +4,7 @@ import json
 
 import dagster as dg
 import duckdb
+import pytest
 
 from s3_sharing.definitions import build_definitions
 from s3_sharing.devtools.local_endpoints import local_stack
@@ -100,6 +101,7 @@ def test_run_windows_follow_the_run_partition_or_range():
     assert run_windows({}, partitions) is None
 
 
+@pytest.mark.e2e
 def test_an_inactive_business_raises_no_false_alarm_and_the_metadata_says_why(
     built, keys, tmp_path, monkeypatch
 ):

@@ -15,6 +15,8 @@ from s3_sharing.transform.dbt_assets import HOURLY_MARTS_JOB, REFERENCE_MODELS_J
 
 from ..conftest import query
 
+pytestmark = pytest.mark.dbt  # runs dbt builds: left out of make test-fast
+
 MART_KEYS = {
     "fi_data": "transaction_id",
     "transactions": "transaction_id",
