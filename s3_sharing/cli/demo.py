@@ -56,7 +56,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     with local_stack(registry, settings.archive_bucket) as endpoints:
         print(f"local S3/STS/IAM/KMS at {endpoints.aws_url}, GCS at {endpoints.gcs_url}")
         defs = build_definitions(settings)
-        instance = runbook.instance()
+        instance = runbook.dagster_instance()
         for cadence in Cadence:
             partitions = cadence_partitions(cadence, settings.partition_start)
             closed = windows_closed_by(partitions, start.replace(tzinfo=UTC), end.replace(tzinfo=UTC))

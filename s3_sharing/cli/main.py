@@ -96,7 +96,7 @@ def cmd_deliver(settings: Settings, args: argparse.Namespace) -> int:
     unknown = set(args.business or ()) - {b.id for b in registry.businesses}
     if unknown:
         raise RegistryError(f"{settings.registry}: no business {sorted(unknown)[0]!r}")
-    defs, instance = build_definitions(settings), runbook.instance()
+    defs, instance = build_definitions(settings), runbook.dagster_instance()
     outcomes = []
     for cadence in Cadence:
         keys = [

@@ -135,7 +135,7 @@ def summary_table(outcomes: Sequence[Outcome]) -> str:
     return "\n".join(lines)
 
 
-def instance() -> dg.DagsterInstance:
+def dagster_instance() -> dg.DagsterInstance:
     """The persistent instance when DAGSTER_HOME is set (runs then show in the UI)."""
     if home := os.environ.get("DAGSTER_HOME"):
         Path(home).mkdir(parents=True, exist_ok=True)
@@ -148,11 +148,11 @@ def materialize(settings: Settings, first: str, last: str) -> None:
     """Build the staging views, then the marts for hours ``first``..``last`` in one dbt run."""
     settings.require_warehouse()
     defs = build_definitions(settings)
-    dagster = instance()
+    instance = dagster_instance()
     started = time.perf_counter()
-    defs.resolve_job_def(REFERENCE_MODELS_JOB).execute_in_process(instance=dagster, run_config=QUIET)
+    defs.resolve_job_def(REFERENCE_MODELS_JOB).execute_in_process(instance=instance, run_config=QUIET)
     defs.resolve_job_def(HOURLY_MARTS_JOB).execute_in_process(
-        instance=dagster,
+        instance=instance,
         run_config=QUIET,
         tags={
             "dagster/asset_partition_range_start": first,

@@ -155,13 +155,12 @@ class Certifier:
 
         if s3_body is None and gcs_body is None:
             unlisted = _unlisted(stored, set())
-            if window.end > self.now - self.grace and total:
+            if not total:
+                return verdict(Status.MISMATCHED, *unlisted) if unlisted else verdict(Status.EMPTY)
+            if window.end > self.now - self.grace:
                 return verdict(Status.PENDING, f"{total} rows, not delivered yet", *unlisted)
-            if total:
-                return verdict(
-                    Status.MISSING, f"{total} rows in the warehouse, no manifest in S3 or GCS", *unlisted
-                )
-            return verdict(Status.MISMATCHED, *unlisted) if unlisted else verdict(Status.EMPTY)
+            missing = f"{total} rows in the warehouse, no manifest in S3 or GCS"
+            return verdict(Status.MISSING, missing, *unlisted)
         problems = []
         if s3_body is None:
             problems.append("manifest missing in S3")
