@@ -7,6 +7,8 @@ export PATH := $(BIN):$(PATH)
 export S3_SHARING_DUCKDB_PATH ?= $(CURDIR)/.local/warehouse.duckdb
 export DAGSTER_HOME ?= $(CURDIR)/.local/dagster_home
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+# Tests wait on subprocesses (dbt, dagster dev, moto) much of the time: two workers keep both cores busy.
+PYTEST_WORKERS ?= 2
 # Demo only: the platform holds the audit secret key so the tenant isolation check can sample.
 export S3_SHARING_AUDIT_SECRET_KEY_FILE ?= $(CURDIR)/.local/keys/audit.sec
 
@@ -37,13 +39,13 @@ demo: prepare $(DAGSTER_HOME)/dagster.yaml
 test: prepare
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=10
 
 ## test-fast: the inner loop: the linter and every test that needs no server and runs no dbt build of its own
 test-fast: prepare
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -m "not e2e and not ui and not dbt" --durations=5
+	$(BIN)/pytest -n $(PYTEST_WORKERS) -m "not e2e and not ui and not dbt" --durations=5
 
 lint: install
 	$(BIN)/ruff check .

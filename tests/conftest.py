@@ -1,5 +1,6 @@
 """Shared fixtures. Each test that touches the warehouse owns its DuckDB file in ``tmp_path``."""
 
+import os
 import shutil
 from collections.abc import Iterator
 from datetime import datetime
@@ -15,7 +16,7 @@ from s3_sharing.devtools import datagen
 from s3_sharing.devtools.keygen import KeyPair, generate_key_pair
 from s3_sharing.devtools.local_endpoints import local_stack
 from s3_sharing.outbound.registry import read_registry
-from s3_sharing.platform.settings import Settings
+from s3_sharing.platform.settings import DBT_PROJECT_DIR, Settings, variable
 from s3_sharing.transform.dbt_assets import HOURLY_MARTS_JOB, REFERENCE_MODELS_JOB, dbt_project, prepare
 
 PARTITION_START = "2026-01-01-00:00"
@@ -24,6 +25,14 @@ TINY = datagen.Scale(
 )
 BUSINESSES = ("acme", "globex", "initech", "umbrella")
 ARCHIVE = "test-audit-archive"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist each worker parses dbt into its own target directory: ``dagster dev``
+    re-parses at start, and another worker must never read a manifest being rewritten."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        os.environ[variable("dbt_target_path")] = str(DBT_PROJECT_DIR / "target" / f"dev-{worker}")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -36,7 +45,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def dbt_manifest() -> Path:
     """``prepare_if_dev`` only acts under ``dagster dev``, so the suite parses dbt itself, once."""
-    return prepare(dbt_project(Settings()))
+    return prepare(dbt_project(Settings.from_env()))
 
 
 @pytest.fixture(scope="session")

@@ -46,6 +46,9 @@ class Settings(BaseModel):
 
     dbt_target: str = "dev"
     """``dev`` (embedded DuckDB, default) or ``prod`` (BigQuery)."""
+    dbt_target_path: Path | None = None
+    """Where dbt writes its manifest (absolute); default ``dbt_project/target/<target>``. Set it where
+    the project directory is read-only, or to give concurrent processes their own."""
     duckdb_path: Path = LOCAL_DIR / "warehouse.duckdb"
     """Absolute path of the DuckDB warehouse file (dev target)."""
     partition_start: str = "2026-01-01-00:00"
@@ -90,10 +93,10 @@ class Settings(BaseModel):
             )
         return value
 
-    @field_validator("duckdb_path", "registry", "signing_key_file", "audit_key_file")
+    @field_validator("duckdb_path", "registry", "signing_key_file", "audit_key_file", "dbt_target_path")
     @classmethod
-    def _absolute_path(cls, value: Path) -> Path:
-        if not value.is_absolute():
+    def _absolute_path(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_absolute():
             raise ValueError(
                 f"{str(value)!r} must be an absolute path (processes run from other directories)"
             )

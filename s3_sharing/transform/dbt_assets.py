@@ -41,7 +41,7 @@ def dbt_project(settings: Settings) -> DbtProject:
         project_dir=DBT_PROJECT_DIR,
         profiles_dir=DBT_PROJECT_DIR,
         target=settings.dbt_target,
-        target_path=Path("target") / settings.dbt_target,
+        target_path=settings.dbt_target_path or Path("target") / settings.dbt_target,
     )
 
 

@@ -29,7 +29,7 @@ from s3_sharing.platform.storage import GcsArchive
 from s3_sharing.transform.dbt_assets import REFERENCE_MODELS_JOB
 from tests.conftest import ARCHIVE
 
-pytestmark = [pytest.mark.e2e, pytest.mark.ui]
+pytestmark = [pytest.mark.e2e, pytest.mark.ui, pytest.mark.xdist_group("dagster_dev")]  # one at a time
 
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
