@@ -35,6 +35,12 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ[variable("dbt_target_path")] = str(DBT_PROJECT_DIR / "target" / f"dev-{worker}")
 
 
+def with_worker_dbt(environment: dict[str, str]) -> dict[str, str]:
+    """``environment`` plus this worker's dbt target path, if it has one."""
+    name = variable("dbt_target_path")
+    return environment | ({name: os.environ[name]} if name in os.environ else {})
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test that uses the local endpoints is end to end (``make test-fast`` leaves it out)."""
     for item in items:
@@ -142,7 +148,9 @@ def built_warehouse(tmp_path_factory: pytest.TempPathFactory, dbt_manifest: Path
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("S3_SHARING_DUCKDB_PATH", str(path))
         built = Settings.from_env(
-            {"S3_SHARING_DUCKDB_PATH": str(path), "S3_SHARING_PARTITION_START": PARTITION_START}
+            with_worker_dbt(
+                {"S3_SHARING_DUCKDB_PATH": str(path), "S3_SHARING_PARTITION_START": PARTITION_START}
+            )
         )
         patch.setenv("S3_SHARING_REGISTRY", str(write_registry(directory / "empty.yaml", [])))
         defs = build_definitions(built.model_copy(update={"registry": directory / "empty.yaml"}))

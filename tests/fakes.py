@@ -7,9 +7,12 @@ against moto and the GCS emulator remain the truth for permissions, encryption a
 
 import base64
 import hashlib
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from s3_sharing.platform.state import Versioned
 from s3_sharing.platform.storage import AssumedRole, BucketLocation
 
 
@@ -91,3 +94,40 @@ class MemoryBuckets:
         self, location: BucketLocation, role: AssumedRole, *, owner: str, session_id: str
     ) -> MemoryBucket:
         return MemoryBucket(owner, location, self.buckets.setdefault(location.bucket, {}))
+
+
+@dataclass
+class MemoryState:
+    """The platform's state bucket, with S3's conditional-write semantics (one process only)."""
+
+    bucket: str = "memory-state"
+    prefix: str = ""
+    objects: dict[str, Versioned] = field(default_factory=dict)
+    versions: Iterator[int] = field(default_factory=itertools.count)
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self.prefix}{key}"
+
+    def read(self, key: str) -> Versioned | None:
+        return self.objects.get(key)
+
+    def create(self, key: str, body: bytes) -> str | None:
+        return None if key in self.objects else self._put(key, body)
+
+    def replace(self, key: str, body: bytes, etag: str) -> str | None:
+        current = self.objects.get(key)
+        return None if current is None or current.etag != etag else self._put(key, body)
+
+    def write(self, key: str, body: bytes) -> None:
+        self._put(key, body)
+
+    def _put(self, key: str, body: bytes) -> str:
+        etag = f'"{next(self.versions)}"'
+        self.objects[key] = Versioned(bytes(body), etag)
+        return etag
+
+    def delete(self, key: str) -> None:
+        self.objects.pop(key, None)
+
+    def names(self, prefix: str) -> list[str]:
+        return sorted(k for k in self.objects if k.startswith(prefix))

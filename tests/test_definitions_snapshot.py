@@ -15,6 +15,7 @@ import yaml
 
 from s3_sharing.definitions import build_definitions
 from s3_sharing.platform.settings import REPO_ROOT, Settings
+from tests.conftest import with_worker_dbt
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "definitions.json"
 
@@ -86,11 +87,13 @@ def describe(defs: dg.Definitions) -> dict[str, Any]:
 def test_the_definitions_match_the_committed_snapshot(tmp_path, monkeypatch, keys, dbt_manifest):
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     settings = Settings.from_env(
-        {
-            "S3_SHARING_REGISTRY": str(_demo_registry(tmp_path, keys["acme"].public)),
-            "S3_SHARING_PARTITION_START": "2026-01-01-00:00",
-            "S3_SHARING_DUCKDB_PATH": str(tmp_path / "warehouse.duckdb"),
-        }
+        with_worker_dbt(
+            {
+                "S3_SHARING_REGISTRY": str(_demo_registry(tmp_path, keys["acme"].public)),
+                "S3_SHARING_PARTITION_START": "2026-01-01-00:00",
+                "S3_SHARING_DUCKDB_PATH": str(tmp_path / "warehouse.duckdb"),
+            }
+        )
     )
     found = describe(build_definitions(settings))
     if os.environ.get("UPDATE_SNAPSHOT"):

@@ -4,9 +4,10 @@ import inspect
 
 import pytest
 
+from s3_sharing.platform.state import StateStore
 from s3_sharing.platform.storage import Bucket, GcsArchive, S3Buckets
 
-from .fakes import MemoryArchive, MemoryBucket, MemoryBuckets
+from .fakes import MemoryArchive, MemoryBucket, MemoryBuckets, MemoryState
 
 
 def _public(cls: type, *, ignore: set[str] = frozenset()) -> dict[str, inspect.Signature]:
@@ -18,7 +19,13 @@ def _public(cls: type, *, ignore: set[str] = frozenset()) -> dict[str, inspect.S
 
 
 @pytest.mark.parametrize(
-    ("real", "fake"), [(Bucket, MemoryBucket), (GcsArchive, MemoryArchive), (S3Buckets, MemoryBuckets)]
+    ("real", "fake"),
+    [
+        (Bucket, MemoryBucket),
+        (GcsArchive, MemoryArchive),
+        (S3Buckets, MemoryBuckets),
+        (StateStore, MemoryState),
+    ],
 )
 def test_each_fake_has_the_methods_and_signatures_of_the_real_one(real, fake):
     real_methods = _public(real, ignore={"model_post_init"})

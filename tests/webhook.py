@@ -7,15 +7,22 @@ from typing import Any
 
 
 class WebhookReceiver:
-    def __init__(self) -> None:
+    """Answers 503 to the first ``refuse_first`` alerts (a webhook that is down), then records them."""
+
+    def __init__(self, refuse_first: int = 0) -> None:
         self.received: list[dict[str, Any]] = []
-        received = self.received
+        self.refused = 0
+        receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                received.append(json.loads(self.rfile.read(length)))
-                self.send_response(204)
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                if receiver.refused < refuse_first:
+                    receiver.refused += 1
+                    self.send_response(503)
+                else:
+                    receiver.received.append(body)
+                    self.send_response(204)
                 self.end_headers()
 
             def log_message(self, *args: object) -> None:

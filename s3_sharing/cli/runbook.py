@@ -111,7 +111,13 @@ def verify(
     with dg.build_resources(build_resources(settings, project)) as resources:
         _, signing_cert = resources.keys.signing_key()
         certifier = Certifier(
-            resources.warehouse, relations, resources.archive, resources.s3, signing_cert, deep=deep
+            resources.warehouse,
+            relations,
+            resources.archive,
+            resources.s3,
+            signing_cert,
+            resources.state,
+            deep=deep,
         )
         verdicts: list[Verdict] = []
         for business in chosen(registry.businesses, business_ids):

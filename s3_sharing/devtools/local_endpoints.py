@@ -23,12 +23,13 @@ from typing import Any
 
 import boto3
 
-from s3_sharing.outbound.iam import delivery_role_policy, delivery_role_trust_policy
+from s3_sharing.outbound.iam import delivery_role_policy, delivery_role_trust_policy, platform_policy
 from s3_sharing.outbound.registry import Business, Registry
 
 LOCAL_ACCOUNT = "123456789012"  # moto's default account
 REGION = "eu-west-1"
 ARCHIVE_BUCKET = "s3-sharing-audit-archive"
+STATE_BUCKET = "s3-sharing-state"
 PLATFORM_USER = "s3-sharing-platform"
 READER_USER = "business-reader"  # stands in for the businesses reading their own buckets
 ADMIN_KEYS = {"aws_access_key_id": "admin", "aws_secret_access_key": "admin"}  # before IAM is enforced
@@ -101,7 +102,15 @@ class LocalEndpoints:
         return f"http://127.0.0.1:{self.gcs_port}"
 
     def start(self) -> LocalEndpoints:
-        moto = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.moto_port)]
+        moto = [
+            sys.executable,
+            "-m",
+            "s3_sharing.devtools.moto_server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            str(self.moto_port),
+        ]
         gcs = [sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1"]
         gcs += ["--port", str(self.gcs_port), "--in-memory", "--quiet"]
         for command in (moto, gcs):
@@ -133,10 +142,17 @@ class LocalEndpoints:
         """A client for provisioning; refused by moto once IAM is enforced."""
         return boto3.client(service, endpoint_url=self.aws_url, region_name=REGION, **ADMIN_KEYS)
 
-    def provision(self, businesses: Iterable[BusinessBucket], archive_bucket: str = ARCHIVE_BUCKET) -> None:
-        """Create each business's bucket and delivery role, the platform user and the archive."""
+    def provision(
+        self,
+        businesses: Iterable[BusinessBucket],
+        archive_bucket: str = ARCHIVE_BUCKET,
+        state_bucket: str = STATE_BUCKET,
+    ) -> None:
+        """Create each business's bucket and delivery role, the platform user, its state bucket and
+        the archive."""
         iam, s3 = self.admin_client("iam"), self.admin_client("s3")
         iam.create_user(UserName=PLATFORM_USER)
+        s3.create_bucket(Bucket=state_bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
         platform_arn = f"arn:aws:iam::{LOCAL_ACCOUNT}:user/{PLATFORM_USER}"
         role_arns = []
         for business in businesses:
@@ -156,13 +172,8 @@ class LocalEndpoints:
             role_arns.append(role["Role"]["Arn"])
         iam.put_user_policy(
             UserName=PLATFORM_USER,
-            PolicyName="assume-delivery-roles",
-            PolicyDocument=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": role_arns}],
-                }
-            ),
+            PolicyName="assume-delivery-roles-and-keep-state",
+            PolicyDocument=json.dumps(platform_policy(role_arns, state_bucket)),
         )
         self.platform_keys = self._access_keys(iam, PLATFORM_USER)
         iam.create_user(UserName=READER_USER)
@@ -239,12 +250,14 @@ def write_env_file(path: Path, environment: dict[str, str]) -> None:
 
 
 @contextmanager
-def local_stack(registry: Registry, archive_bucket: str) -> Iterator[LocalEndpoints]:
+def local_stack(
+    registry: Registry, archive_bucket: str, state_bucket: str = STATE_BUCKET
+) -> Iterator[LocalEndpoints]:
     """Local S3/STS/IAM/KMS and GCS with the registry's buckets and roles; the process environment
     points at them while the block runs."""
     saved = dict(os.environ)
     with LocalEndpoints() as endpoints:
-        endpoints.provision([BusinessBucket.of(b) for b in registry.businesses], archive_bucket)
+        endpoints.provision([BusinessBucket.of(b) for b in registry.businesses], archive_bucket, state_bucket)
         endpoints.enforce_iam()
         os.environ.update(endpoints.environment())
         try:

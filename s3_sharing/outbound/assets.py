@@ -6,14 +6,18 @@ fails only its own asset: the others are materialized, then the step reports the
 """
 
 from collections.abc import Iterator, Mapping
+from datetime import timedelta
 
+import botocore.exceptions
 import dagster as dg
+from google.api_core.exceptions import GoogleAPICallError
 
 from s3_sharing.outbound.datasets import Dataset
-from s3_sharing.outbound.delivery import Deliverer, deliver_many
+from s3_sharing.outbound.delivery import ChainConflict, Deliverer, deliver_many, delivered_by
 from s3_sharing.outbound.registry import Business, Registry
 from s3_sharing.platform.resources import PlatformKeys
-from s3_sharing.platform.storage import GcsArchive, S3Buckets
+from s3_sharing.platform.state import LeaseBusy, LeaseLost, StateError, StateStore
+from s3_sharing.platform.storage import GcsArchive, S3Buckets, StorageError
 from s3_sharing.platform.time import Cadence, Window, cadence_partitions
 from s3_sharing.platform.warehouse import Relation, Warehouse
 
@@ -27,6 +31,39 @@ def delivery_key(business_id: str) -> dg.AssetKey:
 class DeliveryConfig(dg.Config):
     max_concurrency: int = 8
     """How many businesses are delivered at the same time within the step."""
+    lease_wait_seconds: int = 900
+    """How long a delivery waits for another run delivering the same business to finish."""
+    lease_ttl_seconds: int = 120
+    """A lease its holder stops renewing (a killed process) is taken over after this long."""
+
+
+DELIVERY_RETRIES = dg.RetryPolicy(
+    max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
+"""A step with a failed delivery is retried (transport trouble, a busy lease); a retry skips the
+businesses this run already delivered."""
+TRANSIENT_CODES = frozenset(
+    {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "Throttling"}
+)
+
+
+def transient(error: Exception) -> bool:
+    """Worth another attempt later: a busy or lost lease, a moved chain head, or transport trouble
+    that outlasted the clients' own retries. Not an error of data, keys or configuration."""
+    waiting_or_transport = (
+        LeaseBusy,
+        LeaseLost,
+        ChainConflict,
+        StateError,
+        ConnectionError,
+        TimeoutError,
+        botocore.exceptions.ConnectionError,
+    )
+    if isinstance(error, waiting_or_transport):
+        return True
+    if isinstance(error, GoogleAPICallError):
+        return error.code in (408, 429) or (error.code or 0) >= 500
+    return isinstance(error, StorageError) and error.code in TRANSIENT_CODES
 
 
 def _spec(business: Business, mart_keys: Mapping[Dataset, dg.AssetKey]) -> dg.AssetSpec:
@@ -68,6 +105,7 @@ def _cadence_assets(
         specs=[_spec(b, mart_keys) for b in businesses],
         partitions_def=partitions,
         can_subset=True,
+        retry_policy=DELIVERY_RETRIES,
     )
     def deliver(
         context: dg.AssetExecutionContext,
@@ -76,18 +114,41 @@ def _cadence_assets(
         archive: GcsArchive,
         s3: S3Buckets,
         keys: PlatformKeys,
+        state: StateStore,
     ) -> Iterator[dg.MaterializeResult]:
         window = Window.of(partitions, context.partition_key)
         signer, _ = keys.signing_key()
-        deliverer = Deliverer(warehouse, relations, archive, s3, signer, keys.audit_cert())
+        deliverer = Deliverer(
+            warehouse,
+            relations,
+            archive,
+            s3,
+            signer,
+            keys.audit_cert(),
+            state,
+            lease_ttl=timedelta(seconds=config.lease_ttl_seconds),
+            lease_wait=timedelta(seconds=config.lease_wait_seconds),
+        )
         selected = [by_key[key] for key in sorted(context.selected_asset_keys)]
+        if context.retry_number:
+            done = [b for b in selected if delivered_by(archive, b.id, window, context.run.run_id)]
+            context.log.info(f"retry {context.retry_number}: already delivered {[b.id for b in done]}")
+            selected = [b for b in selected if b not in done]
         failures: dict[str, str] = {}
+        retryable = False
         outcomes = deliver_many(
-            deliverer, selected, public_keys, window, context.run_id, config.max_concurrency
+            deliverer,
+            selected,
+            public_keys,
+            window,
+            context.run.run_id,
+            config.max_concurrency,
+            context.log.info,
         )
         for business, outcome in outcomes:
             if isinstance(outcome, Exception):
                 failures[business.id] = f"{type(outcome).__name__}: {outcome}"
+                retryable |= transient(outcome)
                 context.log.error(f"delivery to {business.id} failed: {failures[business.id]}")
                 continue
             context.log.info(
@@ -99,6 +160,7 @@ def _cadence_assets(
                 description=f"{len(failures)} of {len(selected)} deliveries failed: "
                 + "; ".join(failures.values()),
                 metadata={"failed_businesses": sorted(failures)},
+                allow_retries=retryable,  # a bad row or an unusable key fails the same way again
             )
 
     return deliver

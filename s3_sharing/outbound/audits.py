@@ -16,6 +16,7 @@ import pysequoia
 from s3_sharing.outbound.delivery import chain_head
 from s3_sharing.outbound.manifest import Manifest
 from s3_sharing.platform import crypto
+from s3_sharing.platform.state import StateStore
 from s3_sharing.platform.storage import GcsArchive
 
 ISOLATION_SAMPLE_FILES = 3
@@ -70,11 +71,11 @@ class IsolationSample:
 
 
 def sample_latest_delivery(
-    archive: GcsArchive, business_id: str, decryptor: Any, users: set[str]
+    archive: GcsArchive, state: StateStore, business_id: str, decryptor: Any, users: set[str]
 ) -> IsolationSample | None:
     """Open the first files of the business's latest archived delivery with the audit key; every
     row must be of this business and of one of its users. None when nothing was delivered yet."""
-    head = chain_head(archive, business_id)
+    head = chain_head(state, business_id)
     if head is None:
         return None
     manifest = Manifest.from_bytes(archive.read(head.key) or b"")

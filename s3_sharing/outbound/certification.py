@@ -20,13 +20,18 @@ import numpy as np
 import pyarrow as pa
 
 from s3_sharing.outbound.datasets import SOURCES, Dataset
+from s3_sharing.outbound.delivery import HISTORY, chain_head
 from s3_sharing.outbound.layout import Layout, manifest_key
-from s3_sharing.outbound.manifest import Manifest, iso
+from s3_sharing.outbound.manifest import FileEntry, Manifest, iso, sha256_hex
 from s3_sharing.outbound.registry import Business
 from s3_sharing.platform import crypto
+from s3_sharing.platform.state import StateStore
 from s3_sharing.platform.storage import Bucket, GcsArchive, S3Buckets
 from s3_sharing.platform.time import Window
 from s3_sharing.platform.warehouse import Relation, Warehouse, WindowQuery
+
+CLOCK_SKEW = timedelta(hours=1)
+"""Margin for clocks of different hosts when the chain walk decides how far back to go."""
 
 
 class Status(StrEnum):
@@ -102,6 +107,7 @@ class Certifier:
     archive: GcsArchive
     s3: S3Buckets
     signing_cert: Any
+    state: StateStore
     grace: timedelta = timedelta(minutes=90)
     deep: bool = False
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -121,6 +127,7 @@ class Certifier:
             "S3": by_window(layout, s3_sizes),
             "GCS": by_window(layout, (name.removeprefix(f"{business.id}/") for name in archived)),
         }
+        chain = self._chain_problems(business.id, windows, archived) if windows else {}
         return [
             self._verdict(
                 business,
@@ -130,9 +137,41 @@ class Certifier:
                 s3_sizes,
                 archived,
                 {store: objects.get(window.start, set()) for store, objects in stored.items()},
+                chain.get(iso(window.start), []),
             )
             for n, window in enumerate(windows)
         ]
+
+    def _chain_problems(
+        self, business_id: str, windows: Sequence[Window], archived: Mapping[str, object]
+    ) -> dict[str, list[str]]:
+        """Walk the business's manifest chain from its head back past the first window's start (no
+        manifest of these windows can be older): every link's digest must match, and every archived
+        manifest created since must be reachable (else two writers forked the chain). Problems by the
+        ``window_start`` of the manifest they concern."""
+        since = iso(windows[0].start - CLOCK_SKEW)
+        history = f"{business_id}/{HISTORY}"
+        problems: dict[str, list[str]] = {}
+        reached: set[str] = set()
+        link, child = chain_head(self.state, business_id), iso(windows[-1].start)
+        while link is not None and link.key not in reached:
+            body = self.archive.read(link.key)
+            if body is None or sha256_hex(body) != link.sha256:
+                what = "is not in the archive" if body is None else "does not match the digest linking to it"
+                problems.setdefault(child, []).append(f"manifest chain broken: {link.key} {what}")
+                break
+            reached.add(link.key)
+            manifest = Manifest.from_bytes(body)
+            if manifest.created_at < since:
+                break
+            link, child = manifest.previous, manifest.window_start
+        for name in sorted(n for n in archived if n.startswith(history) and n.removeprefix(history) >= since):
+            if name not in reached and (body := self.archive.read(name)) is not None:
+                start = Manifest.from_bytes(body).window_start
+                problems.setdefault(start, []).append(
+                    f"manifest chain forked: {name} is not reachable from the chain head"
+                )
+        return problems
 
     def _verdict(
         self,
@@ -143,8 +182,10 @@ class Certifier:
         s3_sizes: dict[str, int],
         archived: dict[str, tuple[int, str]],
         stored: dict[str, set[str]],
+        chain: list[str],
     ) -> Verdict:
-        """``stored``: the data objects of this window found in each store, listed or not."""
+        """``stored``: the data objects of this window found in each store, listed or not;
+        ``chain``: what the chain walk found wrong with manifests of this window."""
         total = sum(expected.values())
         key = manifest_key(window.start)
         s3_body = bucket.read(key) if key in s3_sizes else None
@@ -154,14 +195,14 @@ class Certifier:
             return Verdict(business.id, window.key, status, total, tuple(problems))
 
         if s3_body is None and gcs_body is None:
-            unlisted = _unlisted(stored, set())
+            unlisted = [*_unlisted(stored, set()), *chain]
             if not total:
                 return verdict(Status.MISMATCHED, *unlisted) if unlisted else verdict(Status.EMPTY)
             if window.end > self.now - self.grace:
                 return verdict(Status.PENDING, f"{total} rows, not delivered yet", *unlisted)
             missing = f"{total} rows in the warehouse, no manifest in S3 or GCS"
             return verdict(Status.MISSING, missing, *unlisted)
-        problems = []
+        problems = list(chain)
         if s3_body is None:
             problems.append("manifest missing in S3")
         if gcs_body is None:
@@ -212,13 +253,25 @@ class Certifier:
                 problems.append(f"{file.key} missing in S3")
             elif size != file.cipher_bytes:
                 problems.append(f"{file.key} is {size} bytes in S3, manifest says {file.cipher_bytes}")
-            elif self.deep and bucket.sha256(file.key) not in (None, file.cipher_sha256):
-                problems.append(f"{file.key} SHA-256 in S3 differs from the manifest")
+            elif self.deep:
+                problems += self._deep_problems(business, bucket, file)
             stored = archived.get(f"{business.id}/{file.key}")
             if stored is None:
                 problems.append(f"{file.key} missing in GCS")
             elif stored != (file.cipher_bytes, file.cipher_md5):
                 problems.append(f"{file.key} in GCS differs from the manifest (size or MD5)")
+        return problems
+
+    @staticmethod
+    def _deep_problems(business: Business, bucket: Bucket, file: FileEntry) -> list[str]:
+        """S3's own SHA-256 of the object, and how it is encrypted at rest."""
+        problems = []
+        if bucket.sha256(file.key) not in (None, file.cipher_sha256):
+            problems.append(f"{file.key} SHA-256 in S3 differs from the manifest")
+        sse = business.destination.sse
+        mode, kms_key = bucket.encryption(file.key)
+        if mode != sse.mode or (sse.kms_key_arn and not kms_key):
+            problems.append(f"{file.key} is encrypted at rest with {mode}, the registry says {sse.mode}")
         return problems
 
 

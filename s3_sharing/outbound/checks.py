@@ -29,6 +29,7 @@ from s3_sharing.outbound.datasets import Dataset
 from s3_sharing.outbound.registry import Business
 from s3_sharing.platform import crypto
 from s3_sharing.platform.resources import PlatformKeys
+from s3_sharing.platform.state import StateStore
 from s3_sharing.platform.storage import GcsArchive, S3Buckets
 from s3_sharing.platform.time import Cadence, Window, last_windows
 from s3_sharing.platform.warehouse import Relation, Warehouse, WindowQuery
@@ -78,7 +79,9 @@ class _Evaluation:
         keys: PlatformKeys,
         relations: Mapping[Dataset, Relation],
         users: Relation,
+        state: StateStore,
     ) -> None:
+        self.state = state
         self.config, self.warehouse, self.archive, self.keys, self.users = (
             config,
             warehouse,
@@ -88,7 +91,9 @@ class _Evaluation:
         )
         self.signer, self.signing_cert = keys.signing_key()
         self.audit_cert = keys.audit_cert()
-        self.certifier = Certifier(warehouse, relations, archive, s3, self.signing_cert, deep=config.deep)
+        self.certifier = Certifier(
+            warehouse, relations, archive, s3, self.signing_cert, state, deep=config.deep
+        )
 
     def delivered(self, business: Business, windows: list[Window]) -> dg.AssetCheckResult:
         certified = [w for w in windows if business.certifies(w)]
@@ -148,7 +153,9 @@ class _Evaluation:
                 severity=dg.AssetCheckSeverity.WARN,
                 reason="no audit secret key configured (S3_SHARING_AUDIT_SECRET_KEY_FILE): nothing sampled",
             )
-        sample = sample_latest_delivery(self.archive, business.id, decryptor, self._users(business))
+        sample = sample_latest_delivery(
+            self.archive, self.state, business.id, decryptor, self._users(business)
+        )
         if sample is None:
             return _result(
                 DeliveryCheck.TENANT_ISOLATION,
@@ -229,8 +236,9 @@ def build_delivery_checks(
         archive: GcsArchive,
         s3: S3Buckets,
         keys: PlatformKeys,
+        state: StateStore,
     ) -> Iterator[dg.AssetCheckResult]:
-        evaluation = _Evaluation(config, warehouse, archive, s3, keys, relations, users)
+        evaluation = _Evaluation(config, warehouse, archive, s3, keys, relations, users, state)
         delivered = run_windows(context.run.tags, partitions)
         if delivered and not (config.lookback or config.last or config.full_history):
             windows = delivered  # a delivery run: the windows it delivered

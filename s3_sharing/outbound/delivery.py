@@ -1,9 +1,12 @@
 """Delivering one window of one business: warehouse → CSV → OpenPGP → GCS archive → S3 → manifest.
 
 Importable and testable without Dagster; the delivery assets call ``Deliverer.deliver``.
-Order matters: the window's old manifest is removed first (readers treat the window as not
-there), files are written (archive first, then the business bucket), the signed manifest is
-written last, and only then are files of the previous run that the new one no longer has removed.
+One writer per business at a time holds its lease (S3 conditional writes in the platform's state
+bucket). Order matters: every file is prepared and sealed on local disk first; a journal records
+what the window held and will hold; the window's old manifest is removed (readers treat the window
+as not there); files are written (archive first, then the business bucket); the new manifest is
+linked into the chain (compare-and-swap of the head) and published, signed, last; only then are
+files it no longer lists removed. A crashed run's leftovers are removed by the next run.
 """
 
 import itertools
@@ -11,10 +14,10 @@ import json
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +26,38 @@ import pyarrow.compute as pc
 
 from s3_sharing.outbound.csvfile import CsvFileWriter, PlainFile, file_digests, runs_of
 from s3_sharing.outbound.datasets import SOURCES, Dataset
-from s3_sharing.outbound.layout import Layout, manifest_key
+from s3_sharing.outbound.layout import manifest_key
 from s3_sharing.outbound.manifest import ChainLink, FileEntry, Manifest, iso, sha256_hex
 from s3_sharing.outbound.registry import Business
 from s3_sharing.platform import crypto
+from s3_sharing.platform.state import Lease, StateStore, acquire
 from s3_sharing.platform.storage import Bucket, GcsArchive, S3Buckets
 from s3_sharing.platform.time import Window
 from s3_sharing.platform.warehouse import Relation, Warehouse, WindowQuery
 
-CHAIN_HEAD = "_manifests/HEAD"
+HISTORY = "_manifests/history/"
+"""Every manifest ever published, under the business's folder of the archive."""
+Log = Callable[[str], None]
+
+
+def _quiet(message: str) -> None:
+    """Where a caller does not log."""
+
+
+class ChainConflict(RuntimeError):
+    """The chain head moved under this writer (it lost its lease): nothing was published."""
 
 
 class TenantIsolationError(RuntimeError):
     """The warehouse returned a row of another business: nothing of it is written."""
+
+
+@dataclass(frozen=True)
+class PreparedFile:
+    """A sealed file on local disk, ready to upload."""
+
+    entry: FileEntry
+    cipher: Path
 
 
 @dataclass
@@ -98,34 +120,63 @@ class Deliverer:
     s3: S3Buckets
     signer: Any
     audit_cert: Any
+    state: StateStore
     batch_rows: int = 64 * 1024
     upload_concurrency: int = 8
+    lease_ttl: timedelta = timedelta(minutes=2)
+    lease_wait: timedelta = timedelta(minutes=15)
 
-    def deliver(self, business: Business, public_key: str, window: Window, run_id: str) -> DeliveryReport:
+    def deliver(
+        self, business: Business, public_key: str, window: Window, run_id: str, log: Log = _quiet
+    ) -> DeliveryReport:
+        """One writer per business at a time (a lease in the state bucket); every file is prepared
+        and checked before anything is touched; the chain head advances by compare-and-swap."""
         started = time.perf_counter()
         cert = crypto.load_cert(public_key, f"business {business.id!r}")
         crypto.require_unexpired(cert, f"business {business.id!r}")
         sealer = crypto.Sealer((cert, self.audit_cert), self.signer)
-        bucket = business.open_bucket(self.s3)
-        layout = business.object_layout()
+        what = f"business {business.id!r} window {iso(window.start)}"
+        lease = acquire(
+            self.state,
+            lease_key(business.id),
+            run_id,
+            ttl=self.lease_ttl,
+            wait=self.lease_wait,
+            log=log,
+            what=what,
+        )
+        with lease, tempfile.TemporaryDirectory(prefix=f"s3-sharing-{business.id}-") as workdir:
+            prepared = self._prepare(business, window, sealer, Path(workdir))
+            bucket = business.open_bucket(self.s3)
+            recover(self.state, self.archive, bucket, business.id)
+            return self._publish(business, window, run_id, prepared, sealer, bucket, lease, started)
+
+    def _publish(
+        self,
+        business: Business,
+        window: Window,
+        run_id: str,
+        prepared: list[PreparedFile],
+        sealer: crypto.Sealer,
+        bucket: Bucket,
+        lease: Lease,
+        started: float,
+    ) -> DeliveryReport:
+        """Journal first (what the window held and will hold), then hide the old manifest, upload,
+        link the new manifest into the chain, publish it, and remove what it no longer lists."""
         window_manifest = manifest_key(window.start)
-
+        files = [p.entry for p in prepared]
         previous_files = self._previous_files(business.id, window_manifest)
-        if previous_files is not None:  # the window is rewritten: hide it until its new manifest exists
-            for name in (window_manifest, window_manifest + ".sig"):
-                bucket.delete(name)
-                self.archive.delete(f"{business.id}/{name}")
+        journal = Journal(window_manifest, run_id, sorted({*(previous_files or ()), *(f.key for f in files)}))
+        self.state.write(journal_key(business.id, window_manifest), journal.to_bytes())
+        if previous_files is not None:  # readers treat the window as absent until its new manifest
+            _remove_manifest(self.archive, bucket, business.id, window_manifest)
 
-        files: list[FileEntry] = []
-        rows: dict[str, int] = {}
-        with tempfile.TemporaryDirectory(prefix=f"s3-sharing-{business.id}-") as workdir:
-            for dataset in business.datasets:
-                written = self._deliver_dataset(
-                    business, dataset, layout, window, sealer, bucket, Path(workdir)
-                )
-                files += written
-                rows[str(dataset)] = sum(f.rows for f in written)
+        with ThreadPoolExecutor(max_workers=self.upload_concurrency) as pool:
+            list(pool.map(lambda p: self._upload(business.id, p, bucket), prepared))
 
+        head_key = chain_head_key(business.id)
+        head = self.state.read(head_key)
         manifest = Manifest(
             business_id=business.id,
             cadence=str(business.cadence),
@@ -133,29 +184,39 @@ class Deliverer:
             window_end=iso(window.end),
             run_id=run_id,
             created_at=iso(datetime.now(UTC)),
-            rows=rows,
+            rows={str(d): sum(f.rows for f in files if f.dataset == d) for d in business.datasets},
             schema_versions={str(d): SOURCES[d].schema_version for d in business.datasets},
             files=files,
-            previous=chain_head(self.archive, business.id),
+            previous=None if head is None else ChainLink(**json.loads(head.body)),
         )
         body = manifest.to_bytes()
         digest = sha256_hex(body)
         signature = sealer.sign_detached(body)
-        history = f"{business.id}/_manifests/history/{manifest.created_at}-{run_id}.json"
+        history = f"{business.id}/{HISTORY}{manifest.created_at}-{run_id}.json"
         self.archive.upload_bytes(history, body, "application/json")
+        lease.check()
+        link = _link_bytes(ChainLink(history, digest))
+        moved = (
+            self.state.create(head_key, link)
+            if head is None
+            else self.state.replace(head_key, link, head.etag)
+        )
+        if moved is None:
+            raise ChainConflict(
+                f"business {business.id!r}: another writer advanced the chain; nothing published"
+            )
         self.archive.upload_bytes(
             f"{business.id}/{window_manifest}.sig", signature, "application/pgp-signature"
         )
         gcs_uri = self.archive.upload_bytes(f"{business.id}/{window_manifest}", body, "application/json")
         bucket.upload_bytes(window_manifest + ".sig", signature, "application/pgp-signature")
         s3_uri = bucket.upload_bytes(window_manifest, body, "application/json")
-        head = ChainLink(history, digest)
-        self.archive.upload_bytes(f"{business.id}/{CHAIN_HEAD}", _link_bytes(head), "application/json")
 
-        stale = sorted(set(previous_files or ()) - {f.key for f in files})
+        stale = sorted(set(journal.keys) - {f.key for f in files})
         for key in stale:
             bucket.delete(key)
             self.archive.delete(f"{business.id}/{key}")
+        self.state.delete(journal_key(business.id, window_manifest))
         return DeliveryReport(
             business.id, window, manifest, digest, s3_uri, gcs_uri, stale, time.perf_counter() - started
         )
@@ -184,51 +245,46 @@ class Deliverer:
                 )
             yield batch
 
-    def _deliver_dataset(
-        self,
-        business: Business,
-        dataset: Dataset,
-        layout: Layout,
-        window: Window,
-        sealer: crypto.Sealer,
-        bucket: Bucket,
-        workdir: Path,
-    ) -> list[FileEntry]:
-        """Each file is sealed and uploaded as soon as it is complete, a bounded few at a time."""
-        shipping: list[Future[FileEntry]] = []
+    def _prepare(
+        self, business: Business, window: Window, sealer: crypto.Sealer, workdir: Path
+    ) -> list[PreparedFile]:
+        """Every file of the window, written, named and sealed on local disk: a bad row, an unusable
+        key or a layout error fails here, before anything is touched. Files are sealed as soon as they
+        are complete, a bounded few at a time."""
+        layout = business.object_layout()
+        sealing: list[Future[PreparedFile]] = []
         in_flight = threading.BoundedSemaphore(self.upload_concurrency)
         numbers = itertools.count()
-        writer: CsvFileWriter | None = None
-        current_user: str | None = None
 
-        def ship(plain: PlainFile, user: str | None) -> FileEntry:
+        def seal(dataset: Dataset, plain: PlainFile, user: str | None) -> PreparedFile:
             try:
                 key = layout.key(
                     dataset=str(dataset), start=window.start, business_id=business.id, user_id=user
                 )
-                return self._ship(business, dataset, key, plain, user, sealer, bucket)
+                return self._seal(business, dataset, key, plain, user, sealer)
             finally:
                 in_flight.release()
 
-        def finish(pool: ThreadPoolExecutor) -> None:
-            if writer is not None:
-                plain = writer.close()
-                in_flight.acquire()  # waits while too many files are being shipped
-                shipping.append(pool.submit(ship, plain, current_user))
-
         with ThreadPoolExecutor(max_workers=self.upload_concurrency) as pool:
-            for batch in self._batches(business, dataset, window, layout.per_user):
-                pieces = runs_of(batch, "user_id") if layout.per_user else [(None, batch)]
-                for user, piece in pieces:
-                    if writer is None or (layout.per_user and user != current_user):
-                        finish(pool)
-                        current_user = user
-                        writer = CsvFileWriter(workdir / f"{dataset}-{next(numbers)}.csv", batch.schema)
-                    writer.write(piece)
-            finish(pool)
-        return [future.result() for future in shipping]
+            for dataset in business.datasets:
+                writer: CsvFileWriter | None = None
+                current_user: str | None = None
+                for batch in self._batches(business, dataset, window, layout.per_user):
+                    pieces = runs_of(batch, "user_id") if layout.per_user else [(None, batch)]
+                    for user, piece in pieces:
+                        if writer is None or (layout.per_user and user != current_user):
+                            if writer is not None:
+                                in_flight.acquire()  # waits while too many files are being sealed
+                                sealing.append(pool.submit(seal, dataset, writer.close(), current_user))
+                            current_user = user
+                            writer = CsvFileWriter(workdir / f"{dataset}-{next(numbers)}.csv", batch.schema)
+                        writer.write(piece)
+                if writer is not None:
+                    in_flight.acquire()
+                    sealing.append(pool.submit(seal, dataset, writer.close(), current_user))
+        return [future.result() for future in sealing]
 
-    def _ship(
+    def _seal(
         self,
         business: Business,
         dataset: Dataset,
@@ -236,8 +292,7 @@ class Deliverer:
         plain: PlainFile,
         user_id: str | None,
         sealer: crypto.Sealer,
-        bucket: Bucket,
-    ) -> FileEntry:
+    ) -> PreparedFile:
         cipher = plain.path.with_suffix(".pgp")
         sealer.seal_file(plain.path, cipher, f"business {business.id!r}")
         plain.path.unlink()
@@ -253,16 +308,85 @@ class Deliverer:
             cipher_md5=cipher_md5,
             user_id=user_id,
         )
-        self.archive.upload_file(f"{business.id}/{key}", cipher)
-        bucket.upload_file(key, cipher)
-        cipher.unlink()
-        return entry
+        return PreparedFile(entry, cipher)
+
+    def _upload(self, business_id: str, prepared: PreparedFile, bucket: Bucket) -> None:
+        """The archive first: what a business holds, the platform can always show."""
+        self.archive.upload_file(f"{business_id}/{prepared.entry.key}", prepared.cipher)
+        bucket.upload_file(prepared.entry.key, prepared.cipher)
+        prepared.cipher.unlink()
 
 
-def chain_head(archive: GcsArchive, business_id: str) -> ChainLink | None:
+@dataclass(frozen=True)
+class Journal:
+    """Written before a window is touched: every key it held or will hold, so whatever a crash
+    leaves behind can be told from what a manifest lists."""
+
+    window_manifest: str
+    run_id: str
+    keys: list[str]
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Journal":
+        return cls(**json.loads(data))
+
+
+def lease_key(business_id: str) -> str:
+    return f"leases/{business_id}.json"
+
+
+def chain_head_key(business_id: str) -> str:
+    return f"chains/{business_id}/HEAD"
+
+
+def journal_key(business_id: str, window_manifest: str) -> str:
+    return f"journals/{business_id}/{window_manifest.removeprefix('_manifests/')}"
+
+
+def _remove_manifest(archive: GcsArchive, bucket: Bucket, business_id: str, window_manifest: str) -> None:
+    """The partner's copy first; the manifest before its signature (a manifest is never unsigned)."""
+    for name in (window_manifest, window_manifest + ".sig"):
+        bucket.delete(name)
+    for name in (window_manifest, window_manifest + ".sig"):
+        archive.delete(f"{business_id}/{name}")
+
+
+def recover(state: StateStore, archive: GcsArchive, bucket: Bucket, business_id: str) -> list[str]:
+    """Finish what crashed runs of the business left (called holding its lease): each journaled key
+    that its window's manifest in S3 does not list is removed from S3 and the archive. A window
+    without a manifest in S3 loses its archived manifest too, so both stores agree it is absent (the
+    watchdog requests it again). The removed keys."""
+    removed: list[str] = []
+    for name in state.names(f"journals/{business_id}/"):
+        found = state.read(name)
+        if found is None:
+            continue
+        journal = Journal.from_bytes(found.body)
+        published = bucket.read(journal.window_manifest)
+        if published is None:
+            _remove_manifest(archive, bucket, business_id, journal.window_manifest)
+        listed = set() if published is None else {f.key for f in Manifest.from_bytes(published).files}
+        for key in sorted(set(journal.keys) - listed):
+            bucket.delete(key)
+            archive.delete(f"{business_id}/{key}")
+            removed.append(key)
+        state.delete(name)
+    return removed
+
+
+def delivered_by(archive: GcsArchive, business_id: str, window: Window, run_id: str) -> bool:
+    """Whether the window's archived manifest is the one ``run_id`` published."""
+    body = archive.read(f"{business_id}/{manifest_key(window.start)}")
+    return body is not None and Manifest.from_bytes(body).run_id == run_id
+
+
+def chain_head(state: StateStore, business_id: str) -> ChainLink | None:
     """The business's latest archived manifest (where it is, and its hash)."""
-    body = archive.read(f"{business_id}/{CHAIN_HEAD}")
-    return None if body is None else ChainLink(**json.loads(body))
+    head = state.read(chain_head_key(business_id))
+    return None if head is None else ChainLink(**json.loads(head.body))
 
 
 def deliver_many(
@@ -272,6 +396,7 @@ def deliver_many(
     window: Window,
     run_id: str,
     max_concurrency: int,
+    log: Log = _quiet,
 ) -> Iterator[tuple[Business, DeliveryReport | Exception]]:
     """Deliver several businesses, at most ``max_concurrency`` at a time, each as it completes.
 
@@ -279,7 +404,7 @@ def deliver_many(
     """
     with ThreadPoolExecutor(max_workers=max(1, max_concurrency)) as pool:
         futures = {
-            pool.submit(deliverer.deliver, b, public_keys[b.id], window, run_id): b for b in businesses
+            pool.submit(deliverer.deliver, b, public_keys[b.id], window, run_id, log): b for b in businesses
         }
         for future in as_completed(futures):
             try:

@@ -70,3 +70,35 @@ def delivery_role_trust_policy(platform_principal_arn: str, external_id: str | N
     if external_id:
         statement["Condition"] = {"StringEquals": {"sts:ExternalId": external_id}}
     return {"Version": POLICY_VERSION, "Statement": [statement]}
+
+
+STATE_ACTIONS = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+"""Leases, chain heads and journals: read, conditionally write, remove."""
+
+
+def platform_policy(delivery_role_arns: list[str], state_bucket: str) -> dict[str, Any]:
+    """What the platform's own principal may do: assume the delivery roles, and keep its state
+    (in its own bucket, nothing else of it)."""
+    return {
+        "Version": POLICY_VERSION,
+        "Statement": [
+            {
+                "Sid": "AssumeDeliveryRoles",
+                "Effect": "Allow",
+                "Action": "sts:AssumeRole",
+                "Resource": delivery_role_arns,
+            },
+            {
+                "Sid": "KeepState",
+                "Effect": "Allow",
+                "Action": STATE_ACTIONS,
+                "Resource": f"{bucket_arn(state_bucket)}/*",
+            },
+            {
+                "Sid": "ListState",
+                "Effect": "Allow",
+                "Action": LIST_ACTIONS,
+                "Resource": bucket_arn(state_bucket),
+            },
+        ],
+    }

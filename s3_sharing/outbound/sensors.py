@@ -20,6 +20,7 @@ from s3_sharing.outbound.datasets import Dataset
 from s3_sharing.outbound.registry import Business
 from s3_sharing.platform.notify import Alert, Notifier
 from s3_sharing.platform.resources import PlatformKeys
+from s3_sharing.platform.state import StateStore
 from s3_sharing.platform.storage import GcsArchive, S3Buckets
 from s3_sharing.platform.time import Cadence, Window
 from s3_sharing.platform.warehouse import Relation, RelationMissing, Warehouse
@@ -61,12 +62,39 @@ def build_watchdog(
         s3: S3Buckets,
         keys: PlatformKeys,
         notifier: Notifier,
+        state: StateStore,
+    ) -> dg.SensorResult:
+        try:
+            return _watch(context, warehouse, archive, s3, keys, notifier, state)
+        except Exception as error:  # a tick that fails says so, where people look
+            _send(
+                context,
+                notifier,
+                Alert(
+                    kind="watchdog_failed",
+                    title="the delivery watchdog tick failed",
+                    text=f"{type(error).__name__}: {error}",
+                ),
+            )
+            raise
+
+    def _watch(
+        context: dg.SensorEvaluationContext,
+        warehouse: Warehouse,
+        archive: GcsArchive,
+        s3: S3Buckets,
+        keys: PlatformKeys,
+        notifier: Notifier,
+        state: StateStore,
     ) -> dg.SensorResult:
         now = utc_now()
         remembered: list[str] = json.loads(context.cursor) if context.cursor else []
         _, signing_cert = keys.signing_key()
-        certifier = Certifier(warehouse, relations, archive, s3, signing_cert, grace=timedelta(0), now=now)
+        certifier = Certifier(
+            warehouse, relations, archive, s3, signing_cert, state, grace=timedelta(0), now=now
+        )
         requests = []
+        unwatched: list[str] = []
         for cadence, active in businesses.items():
             window = watched_window(partitions[cadence], now)
             if window is None or not active:
@@ -79,6 +107,10 @@ def build_watchdog(
                     (verdict,) = certifier.certify(business, [window])
                 except RelationMissing as missing:  # nothing built, so nothing to deliver yet
                     context.log.info(f"{business.id} {window.key} not watched: {missing}")
+                    continue
+                except Exception as error:  # one broken business does not blind the watchdog to the rest
+                    unwatched.append(f"{business.id} {window.key}: {type(error).__name__}: {error}")
+                    context.log.error(f"watchdog could not certify {unwatched[-1]}")
                     continue
                 if verdict.status in (Status.MISSING, Status.MISMATCHED):
                     missed.append(verdict)
@@ -94,18 +126,38 @@ def build_watchdog(
                     tags={"s3_sharing/trigger": "watchdog"},
                 )
             )
-            notifier.send(
+            _send(
+                context,
+                notifier,
                 Alert(
                     kind="window_missed",
                     title=f"{len(ids)} {cadence} deliveries missed window {window.key}; redelivery requested",
                     text="\n".join(v.describe() for v in missed),
                     partition=window.key,
-                )
+                ),
             )
             remembered += [f"{i}@{window.key}" for i in ids]
+        if unwatched:
+            _send(
+                context,
+                notifier,
+                Alert(
+                    kind="watchdog_blind",
+                    title=f"the watchdog could not certify {len(unwatched)} deliveries",
+                    text="\n".join(unwatched),
+                ),
+            )
         return dg.SensorResult(run_requests=requests, cursor=json.dumps(remembered[-WATCHDOG_MEMORY:]))
 
     return watchdog
+
+
+def _send(context: dg.SensorEvaluationContext, notifier: Notifier, alert: Alert) -> None:
+    """A notifier that is down loses this alert (logged), not the run requests of the tick."""
+    try:
+        notifier.send(alert)
+    except Exception as error:
+        context.log.error(f"alert {alert.kind!r} not sent ({type(error).__name__}: {error}): {alert.title}")
 
 
 def _check_alert(evaluation: dg.AssetCheckEvaluation) -> Alert:

@@ -9,6 +9,7 @@ from dagster_dbt import DbtProject
 from s3_sharing.platform import crypto
 from s3_sharing.platform.notify import Notifier
 from s3_sharing.platform.settings import Settings, variable
+from s3_sharing.platform.state import StateStore
 from s3_sharing.platform.storage import GcsArchive, S3Buckets
 from s3_sharing.platform.warehouse import BigQueryWarehouse, DuckDBWarehouse
 from s3_sharing.transform.dbt_assets import dbt_cli
@@ -64,6 +65,7 @@ def build_resources(settings: Settings, project: DbtProject) -> dict[str, object
         "warehouse": warehouse_resource(settings),
         "archive": GcsArchive(bucket=settings.archive_bucket),
         "s3": S3Buckets(),
+        "state": StateStore(bucket=settings.state_bucket),
         "keys": PlatformKeys(
             signing_key_file=str(settings.signing_key_file),
             signing_key_passphrase=secret(settings, "signing_key_passphrase"),

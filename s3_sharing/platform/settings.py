@@ -57,6 +57,8 @@ class Settings(BaseModel):
     """The business registry YAML file."""
     archive_bucket: str = "s3-sharing-audit-archive"
     """The GCS audit archive bucket."""
+    state_bucket: str = "s3-sharing-state"
+    """The platform's own S3 bucket for delivery leases, manifest chain heads and journals."""
     signing_key_file: Path = LOCAL_DIR / "keys" / "platform-signing.sec"
     """The platform's signing secret key (armored)."""
     signing_key_passphrase: SecretStr | None = None

@@ -17,12 +17,15 @@ import boto3
 import dagster as dg
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
 from botocore.exceptions import ClientError
 from google.api_core.exceptions import NotFound
 from google.cloud import storage
 from pydantic import PrivateAttr
 
 MiB = 1024 * 1024
+AWS_RETRIES = Config(retries={"mode": "standard", "max_attempts": 10})
+"""Standard mode: throttling (503 SlowDown) and transient errors are retried with backoff and jitter."""
 
 
 class StorageError(RuntimeError):
@@ -216,7 +219,7 @@ class S3Buckets(dg.ConfigurableResource):
         # A fresh session per run: the credential chain is read now, so rotated platform
         # credentials are picked up by long-lived processes.
         session = boto3.session.Session()
-        sts = session.client("sts", region_name=location.region)
+        sts = session.client("sts", region_name=location.region, config=AWS_RETRIES)
         request = {
             "RoleArn": role.role_arn,
             "RoleSessionName": f"{self.session_name_prefix}-{session_id}"[:64],
@@ -232,6 +235,7 @@ class S3Buckets(dg.ConfigurableResource):
             aws_access_key_id=credentials["AccessKeyId"],
             aws_secret_access_key=credentials["SecretAccessKey"],
             aws_session_token=credentials["SessionToken"],
+            config=AWS_RETRIES,
         )
         transfer = TransferConfig(
             multipart_threshold=self.multipart_threshold_mb * MiB,

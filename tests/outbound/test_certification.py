@@ -115,3 +115,53 @@ def test_an_inactive_business_raises_no_false_alarm_and_the_metadata_says_why(
     assert umbrella.passed and meta(umbrella, "windows") == 0
     assert meta(umbrella, "not_certified") == "3 windows: inactive since its registration"
     assert not acme.passed and meta(acme, "missing")  # an active business is still held to account
+
+
+def _archive(settings):
+    from s3_sharing.platform.storage import GcsArchive
+
+    return GcsArchive(bucket=settings.archive_bucket)
+
+
+def test_a_manifest_copied_under_another_windows_key_fails_delivered(built, stack):
+    """A valid, signed manifest of 04:00 copied over 05:00's in both stores (signature included)."""
+    for hour in ("2026-01-01-04:00", HOUR):
+        deliver(built, hour)
+    bucket, archive = role(built, "acme"), _archive(built)
+    for suffix in (".json", ".json.sig"):
+        source, target = f"_manifests/20260101T0400Z{suffix}", f"_manifests/20260101T0500Z{suffix}"
+        body = bucket.read(source)
+        bucket.upload_bytes(target, body, "application/octet-stream")
+        archive.upload_bytes(f"acme/{target}", body, "application/octet-stream")
+    check = certify(built, lookback=2)[("acme", "delivered")]
+    assert not check.passed and HOUR in meta(check, "mismatched")
+    problems = " ".join(meta(check, "problems"))
+    assert (
+        "manifest under _manifests/20260101T0500Z.json is for business 'acme', window 2026-01-01T04:00"
+        in problems
+    )
+
+
+def test_an_object_no_manifest_lists_fails_delivered_and_is_named(built, stack):
+    deliver(built, HOUR)
+    stray = "2026-01-01/05/usr_stray/FI_DATA.csv.pgp"
+    role(built, "acme").upload_bytes(stray, b"stray", "application/pgp-encrypted")
+    check = certify(built, lookback=1)[("acme", "delivered")]
+    assert not check.passed and meta(check, "mismatched") == [HOUR]
+    assert any(f"{stray} in S3 is listed by no manifest" in p for p in meta(check, "problems"))
+
+
+def test_a_forked_manifest_chain_fails_delivered_and_names_the_unreachable_manifest(built, stack):
+    """A second writer's manifest that the chain head never linked (what two unserialized writers
+    leave): archived in the history, unreachable from the head."""
+    from s3_sharing.outbound.delivery import HISTORY
+
+    deliver(built, HOUR)
+    archive = _archive(built)
+    history = f"acme/{HISTORY}"
+    (name,) = archive.listing(history)
+    forked = name.replace(".json", "-forked.json")
+    archive.upload_bytes(forked, archive.read(name), "application/json")
+    check = certify(built, lookback=1)[("acme", "delivered")]
+    assert not check.passed and meta(check, "mismatched") == [HOUR]
+    assert any(f"manifest chain forked: {forked} is not reachable" in p for p in meta(check, "problems"))

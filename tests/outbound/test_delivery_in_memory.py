@@ -20,7 +20,7 @@ from s3_sharing.platform.warehouse import DuckDBWarehouse
 from s3_sharing.transform.dbt_assets import dbt_project, load_manifest, model_relation
 
 from ..conftest import PARTITION_START
-from ..fakes import MemoryArchive, MemoryBuckets
+from ..fakes import MemoryArchive, MemoryBuckets, MemoryState
 
 HOURS = hourly_partitions(PARTITION_START)
 HOUR = Window.of(HOURS, "2026-01-01-05:00")
@@ -36,9 +36,10 @@ def outbound(built, keys):
     signer, signing_cert = crypto.load_signer(keys["platform-signing"].secret.read_text(), None)
     archive, s3 = MemoryArchive(), MemoryBuckets()
     audit = crypto.load_cert(keys["audit"].public.read_text(), "audit key")
-    deliverer = Deliverer(warehouse, relations, archive, s3, signer, audit)
+    state = MemoryState()
+    deliverer = Deliverer(warehouse, relations, archive, s3, signer, audit, state)
     later = HOUR.end + timedelta(days=1)
-    certifier = Certifier(warehouse, relations, archive, s3, signing_cert, now=later)
+    certifier = Certifier(warehouse, relations, archive, s3, signing_cert, state, now=later)
     return registry, public_keys, deliverer, certifier, archive, s3
 
 
@@ -85,7 +86,7 @@ def test_a_rerun_keeps_the_object_set_and_links_the_new_manifest_to_the_old(outb
     registry, public_keys, deliverer, certifier, archive, s3 = outbound
     acme = registry.get("acme")
     first = deliverer.deliver(acme, public_keys["acme"], HOUR, "run-1")
-    head = chain_head(archive, "acme")
+    head = chain_head(deliverer.state, "acme")
     objects = set(s3.buckets["acme-bucket"])
     second = deliverer.deliver(acme, public_keys["acme"], HOUR, "run-2")
     assert set(s3.buckets["acme-bucket"]) == objects

@@ -9,8 +9,10 @@ from s3_sharing.definitions import build_definitions
 from s3_sharing.outbound import sensors
 from s3_sharing.platform.notify import Notifier
 from s3_sharing.platform.resources import build_resources
+from s3_sharing.platform.settings import Settings
 from s3_sharing.transform.dbt_assets import dbt_project
 
+from ..conftest import default_registry, write_registry
 from ..webhook import WebhookReceiver
 from .runs import HOUR, certify, deliver, role
 
@@ -88,3 +90,29 @@ def test_one_alert_per_failed_check_of_a_finished_run(built, stack):
         assert sorted(a["business_id"] for a in hook.received) == sorted(e.asset_key.path[-1] for e in failed)
         assert any("mismatched" in a["text"] for a in hook.received)
         assert all("BEGIN PGP" not in json.dumps(a) for a in hook.received)
+
+
+def test_a_broken_role_and_a_failing_webhook_blind_the_watchdog_to_nothing_else(
+    built, stack, keys, tmp_path, monkeypatch
+):
+    """acme's delivery role does not exist (deleted on its side) and the webhook refuses the first
+    alert: globex is still requested, and the alert that can be sent names what went unseen."""
+    monkeypatch.setattr(sensors, "utc_now", lambda: datetime(2026, 1, 1, 7, 5, tzinfo=UTC))
+    entries = default_registry(keys)
+    entries[0]["destination"]["role_arn"] = "arn:aws:iam::123456789012:role/deleted-by-acme"
+    monkeypatch.setenv("S3_SHARING_REGISTRY", str(write_registry(tmp_path / "broken.yaml", entries)))
+    broken = Settings.from_env()
+    defs = build_definitions(broken)
+    with WebhookReceiver(refuse_first=1) as hook, dg.DagsterInstance.ephemeral() as instance:
+        resources = build_resources(broken, dbt_project(broken)) | {
+            "notifier": Notifier(webhook_url=hook.url)
+        }
+        result = defs.resolve_sensor_def("delivery_watchdog").evaluate_tick(
+            dg.build_sensor_context(instance=instance, resources=resources, definitions=defs)
+        )
+    (request,) = result.run_requests
+    selected = {k.path[-1] for k in request.asset_selection}
+    assert "globex" in selected and "acme" not in selected
+    assert hook.refused == 1, "the window_missed alert was refused by the webhook"
+    (blind,) = hook.received
+    assert blind["kind"] == "watchdog_blind" and "acme" in blind["text"], blind

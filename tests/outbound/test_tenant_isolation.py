@@ -12,11 +12,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from s3_sharing.devtools.local_endpoints import local_stack
+from s3_sharing.devtools.local_endpoints import STATE_BUCKET, local_stack
 from s3_sharing.outbound.datasets import Dataset
 from s3_sharing.outbound.delivery import Deliverer
 from s3_sharing.outbound.registry import Registry
 from s3_sharing.platform import crypto
+from s3_sharing.platform.state import StateStore
 from s3_sharing.platform.storage import GcsArchive, S3Buckets
 from s3_sharing.platform.time import Window
 from s3_sharing.platform.warehouse import DuckDBWarehouse, Relation
@@ -95,6 +96,7 @@ def test_no_row_reaches_another_business(tmp_path_factory, keys, data, chosen):
             s3=S3Buckets(),
             signer=signer,
             audit_cert=crypto.load_cert(keys["audit"].public.read_text(), "audit"),
+            state=StateStore(bucket=STATE_BUCKET),
             batch_rows=7,  # many small batches: runs of one user span batch boundaries
         )
         for business in registry.businesses:
