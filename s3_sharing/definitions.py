@@ -23,14 +23,15 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     relations = {d: model_relation(dbt.manifest, s.model) for d, s in SOURCES.items()}
     cadences = {c: registry.by_cadence(c) for c in Cadence if registry.by_cadence(c)}
     windows = {c: cadence_partitions(c, settings.partition_start) for c in Cadence}
+    users = model_relation(dbt.manifest, USERS_MODEL)
     deliveries = build_delivery_assets(
         registry,
         public_keys,
         relations=relations,
+        users=users,
         partition_start=settings.partition_start,
         mart_keys={d: dbt.model_key(s.model) for d, s in SOURCES.items()},
     )
-    users = model_relation(dbt.manifest, USERS_MODEL)
     checks = [
         build_delivery_checks(c, businesses, public_keys, relations, users, windows[c])
         for c, businesses in cadences.items()

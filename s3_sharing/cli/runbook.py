@@ -12,7 +12,7 @@ from typing import Any
 import dagster as dg
 
 from s3_sharing.definitions import build_definitions
-from s3_sharing.outbound.assets import delivery_key
+from s3_sharing.outbound.asset_keys import delivery_key
 from s3_sharing.outbound.certification import Certifier, Status, Verdict
 from s3_sharing.outbound.datasets import SOURCES
 from s3_sharing.outbound.jobs import deliveries_job_name

@@ -12,6 +12,8 @@ import botocore.exceptions
 import dagster as dg
 from google.api_core.exceptions import GoogleAPICallError
 
+from s3_sharing.outbound.asset_keys import DELIVERIES_GROUP, delivery_key
+from s3_sharing.outbound.checks import CertificationConfig, DeliveryCheck, Evaluation
 from s3_sharing.outbound.datasets import Dataset
 from s3_sharing.outbound.delivery import ChainConflict, Deliverer, deliver_many, delivered_by
 from s3_sharing.outbound.registry import Business, Registry
@@ -20,12 +22,6 @@ from s3_sharing.platform.state import LeaseBusy, LeaseLost, StateError, StateSto
 from s3_sharing.platform.storage import GcsArchive, S3Buckets, StorageError
 from s3_sharing.platform.time import Cadence, Window, cadence_partitions
 from s3_sharing.platform.warehouse import Relation, Warehouse
-
-DELIVERIES_GROUP = "deliveries"
-
-
-def delivery_key(business_id: str) -> dg.AssetKey:
-    return dg.AssetKey([DELIVERIES_GROUP, business_id])
 
 
 class DeliveryConfig(dg.Config):
@@ -95,6 +91,7 @@ def _cadence_assets(
     businesses: list[Business],
     public_keys: Mapping[str, str],
     relations: Mapping[Dataset, Relation],
+    users: Relation,
     partitions: dg.TimeWindowPartitionsDefinition,
     mart_keys: Mapping[Dataset, dg.AssetKey],
 ) -> dg.AssetsDefinition:
@@ -115,7 +112,7 @@ def _cadence_assets(
         s3: S3Buckets,
         keys: PlatformKeys,
         state: StateStore,
-    ) -> Iterator[dg.MaterializeResult]:
+    ) -> Iterator[dg.MaterializeResult | dg.AssetObservation]:
         window = Window.of(partitions, context.partition_key)
         signer, _ = keys.signing_key()
         deliverer = Deliverer(
@@ -156,6 +153,18 @@ def _cadence_assets(
             )
             yield dg.MaterializeResult(asset_key=delivery_key(business.id), metadata=outcome.metadata())
         if failures:
+            if not retryable or context.retry_number >= DELIVERY_RETRIES.max_retries:
+                evaluation = Evaluation(
+                    CertificationConfig(), warehouse, archive, s3, keys, relations, users, state
+                )
+                for event in _checks_skipped_by_the_failure(context, evaluation, by_key, public_keys, window):
+                    context.log_event(event)
+            for business_id, failure in sorted(failures.items()):  # also flushes the logged evaluations
+                yield dg.AssetObservation(
+                    asset_key=delivery_key(business_id),
+                    partition=context.partition_key,
+                    metadata={"delivery_failed": failure, "run_id": context.run.run_id},
+                )
             raise dg.Failure(
                 description=f"{len(failures)} of {len(selected)} deliveries failed: "
                 + "; ".join(failures.values()),
@@ -166,10 +175,36 @@ def _cadence_assets(
     return deliver
 
 
+def _checks_skipped_by_the_failure(
+    context: dg.AssetExecutionContext,
+    evaluation: Evaluation,
+    by_key: Mapping[dg.AssetKey, Business],
+    public_keys: Mapping[str, str],
+    window: Window,
+) -> Iterator[dg.AssetCheckEvaluation]:
+    """Dagster skips the check step after a failed step, so the businesses this step delivered
+    would go uncertified: evaluate the run's checks of every business of the step here instead."""
+    selection = context.run.asset_check_selection
+    for key in sorted(context.selected_asset_keys):
+        business = by_key[key]
+        for check in DeliveryCheck:
+            if selection is not None and dg.AssetCheckKey(key, check.value) not in selection:
+                continue
+            result = evaluation.evaluate(check, business, [window], public_keys[business.id])
+            yield dg.AssetCheckEvaluation(
+                asset_key=key,
+                check_name=check.value,
+                passed=result.passed,
+                metadata=result.metadata,
+                severity=result.severity,
+            )
+
+
 def build_delivery_assets(
     registry: Registry,
     public_keys: Mapping[str, str],
     relations: Mapping[Dataset, Relation],
+    users: Relation,
     partition_start: str,
     mart_keys: Mapping[Dataset, dg.AssetKey],
 ) -> dict[Cadence, dg.AssetsDefinition]:
@@ -180,6 +215,7 @@ def build_delivery_assets(
             businesses,
             public_keys,
             relations,
+            users,
             cadence_partitions(cadence, partition_start),
             mart_keys,
         )

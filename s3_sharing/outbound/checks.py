@@ -22,7 +22,7 @@ from typing import Any
 
 import dagster as dg
 
-from s3_sharing.outbound.assets import delivery_key
+from s3_sharing.outbound.asset_keys import delivery_key
 from s3_sharing.outbound.audits import Severity, key_findings, sample_latest_delivery
 from s3_sharing.outbound.certification import Certifier, Status
 from s3_sharing.outbound.datasets import Dataset
@@ -67,7 +67,7 @@ def _result(
     )
 
 
-class _Evaluation:
+class Evaluation:
     """The resources and settings one check evaluation shares across businesses."""
 
     def __init__(
@@ -94,6 +94,21 @@ class _Evaluation:
         self.certifier = Certifier(
             warehouse, relations, archive, s3, self.signing_cert, state, deep=config.deep
         )
+
+    def evaluate(
+        self, check: DeliveryCheck, business: Business, windows: list[Window], public_key: str
+    ) -> dg.AssetCheckResult:
+        """One check of one business: its own trouble fails this check only, not the others'."""
+        try:
+            if check is DeliveryCheck.DELIVERED:
+                return self.delivered(business, windows)
+            if check is DeliveryCheck.KEYS_VALID:
+                return self.keys_valid(business, public_key)
+            return self.tenant_isolation(business)
+        except Exception as error:
+            return _result(
+                check, business, False, dg.AssetCheckSeverity.ERROR, error=f"{type(error).__name__}: {error}"
+            )
 
     def delivered(self, business: Business, windows: list[Window]) -> dg.AssetCheckResult:
         certified = [w for w in windows if business.certifies(w)]
@@ -238,7 +253,7 @@ def build_delivery_checks(
         keys: PlatformKeys,
         state: StateStore,
     ) -> Iterator[dg.AssetCheckResult]:
-        evaluation = _Evaluation(config, warehouse, archive, s3, keys, relations, users, state)
+        evaluation = Evaluation(config, warehouse, archive, s3, keys, relations, users, state)
         delivered = run_windows(context.run.tags, partitions)
         if delivered and not (config.lookback or config.last or config.full_history):
             windows = delivered  # a delivery run: the windows it delivered
@@ -247,20 +262,6 @@ def build_delivery_checks(
             windows = last_windows(partitions, config.last, lookback, config.full_history)
         for check in sorted(context.selected_asset_check_keys, key=lambda k: (k.asset_key.path, k.name)):
             business = by_id[check.asset_key.path[-1]]
-            try:
-                if check.name == DeliveryCheck.DELIVERED:
-                    yield evaluation.delivered(business, windows)
-                elif check.name == DeliveryCheck.KEYS_VALID:
-                    yield evaluation.keys_valid(business, public_keys[business.id])
-                else:
-                    yield evaluation.tenant_isolation(business)
-            except Exception as error:  # one business's trouble fails its check, not the others'
-                yield _result(
-                    DeliveryCheck(check.name),
-                    business,
-                    False,
-                    dg.AssetCheckSeverity.ERROR,
-                    error=f"{type(error).__name__}: {error}",
-                )
+            yield evaluation.evaluate(DeliveryCheck(check.name), business, windows, public_keys[business.id])
 
     return certify

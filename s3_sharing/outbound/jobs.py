@@ -11,7 +11,7 @@ from typing import Any
 
 import dagster as dg
 
-from s3_sharing.outbound.assets import delivery_key
+from s3_sharing.outbound.asset_keys import delivery_key
 from s3_sharing.outbound.registry import Business
 from s3_sharing.platform.time import Cadence
 

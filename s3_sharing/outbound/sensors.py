@@ -14,7 +14,7 @@ from typing import Any
 
 import dagster as dg
 
-from s3_sharing.outbound.assets import delivery_key
+from s3_sharing.outbound.asset_keys import delivery_key
 from s3_sharing.outbound.certification import Certifier, Status
 from s3_sharing.outbound.datasets import Dataset
 from s3_sharing.outbound.registry import Business

@@ -252,6 +252,11 @@ def test_one_failing_business_does_not_stop_the_others(settings, built, keys, tm
         assert "business 'globex'" in message and "no-such-bucket" in message
         assert bucket_objects(stack, "umbrella-bucket")
         assert not bucket_objects(stack, "acme-bucket")
+        # The check step is skipped after the failed step; the step evaluated the checks itself.
+        checks = {(e.asset_key.path[-1], e.check_name): e for e in result.get_asset_check_evaluations()}
+        assert checks[("umbrella", "delivered")].passed and checks[("umbrella", "tenant_isolation")].passed
+        assert not checks[("acme", "keys_valid")].passed and not checks[("acme", "delivered")].passed
+        assert "no-such-bucket" in str(checks[("globex", "delivered")].metadata["error"].value)
 
 
 def test_an_expired_business_key_blocks_its_delivery(built, keys, tmp_path, monkeypatch):
