@@ -33,12 +33,21 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def watched_window(partitions: dg.TimeWindowPartitionsDefinition, now: datetime) -> Window | None:
-    """The window before the latest complete one: t-2 → t-1 for an hourly cadence."""
-    keys = partitions.get_partition_keys(current_time=now)
-    if len(keys) < 2:
-        return None
-    return Window.of(partitions, keys[-2])
+LATE_AFTER = timedelta(minutes=50)
+"""A daily or weekly window is delivered a few minutes after it closes: watched once it is this late."""
+
+
+def watched_window(
+    cadence: Cadence, partitions: dg.TimeWindowPartitionsDefinition, now: datetime
+) -> Window | None:
+    """Hourly: the window before the latest complete one (t-2 → t-1, the partner feed's overlap
+    rule). Daily and weekly: the latest complete window once it closed ``LATE_AFTER`` ago, so a
+    missed day or week is noticed within the hour after it should have been delivered."""
+    if cadence is Cadence.HOURLY:
+        keys = partitions.get_partition_keys(current_time=now)
+        return Window.of(partitions, keys[-2]) if len(keys) >= 2 else None
+    keys = partitions.get_partition_keys(current_time=now - LATE_AFTER)
+    return Window.of(partitions, keys[-1]) if keys else None
 
 
 def build_watchdog(
@@ -96,7 +105,7 @@ def build_watchdog(
         requests = []
         unwatched: list[str] = []
         for cadence, active in businesses.items():
-            window = watched_window(partitions[cadence], now)
+            window = watched_window(cadence, partitions[cadence], now)
             if window is None or not active:
                 continue
             missed = []

@@ -116,3 +116,23 @@ def test_a_broken_role_and_a_failing_webhook_blind_the_watchdog_to_nothing_else(
     assert hook.refused == 1, "the window_missed alert was refused by the webhook"
     (blind,) = hook.received
     assert blind["kind"] == "watchdog_blind" and "acme" in blind["text"], blind
+
+
+def test_a_daily_or_weekly_window_is_watched_within_the_hour_after_its_delivery_was_due():
+    from s3_sharing.platform.time import Cadence, cadence_partitions
+
+    def watched(cadence: Cadence, *now: int) -> str | None:
+        partitions = cadence_partitions(cadence, "2026-01-01-00:00")
+        window = sensors.watched_window(cadence, partitions, datetime(*now, tzinfo=UTC))
+        return window.key if window else None
+
+    assert watched(Cadence.HOURLY, 2026, 1, 1, 7, 5) == "2026-01-01-05:00"
+    assert watched(Cadence.DAILY, 2026, 1, 2, 0, 45) is None  # the 00:10 delivery may still run
+    assert watched(Cadence.DAILY, 2026, 1, 2, 1, 0) == "2026-01-01"
+    assert watched(Cadence.DAILY, 2026, 1, 3, 1, 0) == "2026-01-02"
+    weeks = cadence_partitions(Cadence.WEEKLY, "2026-01-01-00:00").get_partition_keys(
+        current_time=datetime(2026, 2, 1, tzinfo=UTC)
+    )
+    monday = datetime.fromisoformat(weeks[2])  # the day the week weeks[1] closed
+    assert watched(Cadence.WEEKLY, monday.year, monday.month, monday.day, 0, 45) == weeks[0]
+    assert watched(Cadence.WEEKLY, monday.year, monday.month, monday.day, 1, 0) == weeks[1]
