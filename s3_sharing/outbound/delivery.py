@@ -30,7 +30,7 @@ from s3_sharing.outbound.layout import manifest_key
 from s3_sharing.outbound.manifest import ChainLink, FileEntry, Manifest, iso, sha256_hex
 from s3_sharing.outbound.registry import Business
 from s3_sharing.platform import crypto
-from s3_sharing.platform.state import Lease, StateStore, acquire
+from s3_sharing.platform.state import Lease, StateStore, Versioned, acquire
 from s3_sharing.platform.storage import Bucket, GcsArchive, S3Buckets
 from s3_sharing.platform.time import Window
 from s3_sharing.platform.warehouse import Relation, Warehouse, WindowQuery
@@ -187,7 +187,7 @@ class Deliverer:
             rows={str(d): sum(f.rows for f in files if f.dataset == d) for d in business.datasets},
             schema_versions={str(d): SOURCES[d].schema_version for d in business.datasets},
             files=files,
-            previous=None if head is None else ChainLink(**json.loads(head.body)),
+            previous=_chain_link(head),
         )
         body = manifest.to_bytes()
         digest = sha256_hex(body)
@@ -266,6 +266,12 @@ class Deliverer:
                 in_flight.release()
 
         with ThreadPoolExecutor(max_workers=self.upload_concurrency) as pool:
+
+            def finish(dataset: Dataset, writer: CsvFileWriter | None, user: str | None) -> None:
+                if writer is not None:
+                    in_flight.acquire()  # waits while too many files are being sealed
+                    sealing.append(pool.submit(seal, dataset, writer.close(), user))
+
             for dataset in business.datasets:
                 writer: CsvFileWriter | None = None
                 current_user: str | None = None
@@ -273,15 +279,11 @@ class Deliverer:
                     pieces = runs_of(batch, "user_id") if layout.per_user else [(None, batch)]
                     for user, piece in pieces:
                         if writer is None or (layout.per_user and user != current_user):
-                            if writer is not None:
-                                in_flight.acquire()  # waits while too many files are being sealed
-                                sealing.append(pool.submit(seal, dataset, writer.close(), current_user))
+                            finish(dataset, writer, current_user)
                             current_user = user
                             writer = CsvFileWriter(workdir / f"{dataset}-{next(numbers)}.csv", batch.schema)
                         writer.write(piece)
-                if writer is not None:
-                    in_flight.acquire()
-                    sealing.append(pool.submit(seal, dataset, writer.close(), current_user))
+                finish(dataset, writer, current_user)
         return [future.result() for future in sealing]
 
     def _seal(
@@ -385,7 +387,10 @@ def delivered_by(archive: GcsArchive, business_id: str, window: Window, run_id: 
 
 def chain_head(state: StateStore, business_id: str) -> ChainLink | None:
     """The business's latest archived manifest (where it is, and its hash)."""
-    head = state.read(chain_head_key(business_id))
+    return _chain_link(state.read(chain_head_key(business_id)))
+
+
+def _chain_link(head: Versioned | None) -> ChainLink | None:
     return None if head is None else ChainLink(**json.loads(head.body))
 
 
