@@ -10,7 +10,12 @@ from s3_sharing.outbound.datasets import SOURCES, USERS_MODEL
 from s3_sharing.outbound.jobs import build_certify_job, build_delivery_jobs, build_sharing_jobs
 from s3_sharing.outbound.registry import load_registry
 from s3_sharing.outbound.schedules import build_schedules
-from s3_sharing.outbound.sensors import build_watchdog, check_failure_alerts, run_failure_alerts
+from s3_sharing.outbound.sensors import (
+    build_sharing_sensors,
+    build_watchdog,
+    check_failure_alerts,
+    run_failure_alerts,
+)
 from s3_sharing.platform.resources import build_resources
 from s3_sharing.platform.settings import Settings
 from s3_sharing.platform.time import Cadence, cadence_partitions, hourly_partitions
@@ -51,7 +56,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         ],
         schedules=build_schedules(sharing_jobs, settings.schedule_minute, certify_job),
         sensors=[
-            build_watchdog(active, windows, delivery_jobs, relations),
+            *build_sharing_sensors(sharing_jobs, windows, dbt.hourly_marts),
+            build_watchdog(active, windows, delivery_jobs, relations, dbt.hourly_marts),
             check_failure_alerts,
             run_failure_alerts,
         ],

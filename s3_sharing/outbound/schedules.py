@@ -1,4 +1,5 @@
-"""One schedule per cadence (never one per business), and the hourly certification.
+"""The hourly sharing schedule and the hourly certification (daily and weekly sharing wait for
+their marts in sensors instead: ``sensors.build_sharing_sensors``).
 
 Each tick runs a few minutes after its window closes and processes exactly that window; the
 partition key is the run key, so a tick never launches a window twice.
@@ -15,21 +16,15 @@ CERTIFY_SCHEDULE = "certification_schedule"
 
 
 def build_schedules(jobs: Mapping[Cadence, Any], minute_offset: int, certify_job: Any | None) -> list[Any]:
-    """The sharing schedules, and the hourly certification of every look-back half an hour after
-    the hourly delivery (so a window's delivery has had time to finish)."""
-    when = {
-        Cadence.HOURLY: {"minute_of_hour": minute_offset},
-        Cadence.DAILY: {"hour_of_day": 0, "minute_of_hour": minute_offset},
-        Cadence.WEEKLY: {"day_of_week": 1, "hour_of_day": 0, "minute_of_hour": minute_offset},
-    }
+    """The hourly sharing schedule, and the hourly certification of every look-back half an hour
+    after the hourly delivery (so a window's delivery has had time to finish)."""
     schedules = [
         dg.build_schedule_from_partitioned_job(
-            job,
-            name=f"{cadence}_sharing_schedule",
+            jobs[Cadence.HOURLY],
+            name="hourly_sharing_schedule",
             default_status=dg.DefaultScheduleStatus.RUNNING,
-            **when[cadence],
+            minute_of_hour=minute_offset,
         )
-        for cadence, job in jobs.items()
     ]
     if certify_job is not None:
         schedules.append(

@@ -1,4 +1,5 @@
-"""Sensors: the watchdog (at time t, was window t-2 → t-1 delivered?) and the alerts.
+"""Sensors: daily and weekly sharing once their marts are built, the watchdog (at time t, was
+window t-2 → t-1 delivered?) and the alerts.
 
 Open-source Dagster has no built-in alert on a failed asset check. Check evaluations happen in
 runs, so the alerts follow runs: when a run ends, its failed check evaluations are read from that
@@ -17,6 +18,7 @@ import dagster as dg
 from s3_sharing.outbound.asset_keys import delivery_key
 from s3_sharing.outbound.certification import Certifier, Status
 from s3_sharing.outbound.datasets import Dataset
+from s3_sharing.outbound.readiness import summarise, unbuilt_hours
 from s3_sharing.outbound.registry import Business
 from s3_sharing.platform.notify import Alert, Notifier
 from s3_sharing.platform.resources import PlatformKeys
@@ -46,8 +48,53 @@ def watched_window(
     if cadence is Cadence.HOURLY:
         keys = partitions.get_partition_keys(current_time=now)
         return Window.of(partitions, keys[-2]) if len(keys) >= 2 else None
-    keys = partitions.get_partition_keys(current_time=now - LATE_AFTER)
+    return latest_window(partitions, now - LATE_AFTER)
+
+
+def latest_window(partitions: dg.TimeWindowPartitionsDefinition, now: datetime) -> Window | None:
+    """The latest window that is complete at ``now``."""
+    keys = partitions.get_partition_keys(current_time=now)
     return Window.of(partitions, keys[-1]) if keys else None
+
+
+def build_sharing_sensors(
+    jobs: Mapping[Cadence, Any],
+    partitions: Mapping[Cadence, dg.TimeWindowPartitionsDefinition],
+    marts: dg.AssetsDefinition,
+) -> list[dg.SensorDefinition]:
+    """Daily and weekly sharing: one run per window (the partition key is the run key), launched as
+    soon as every hourly mart partition of the window is built and none is being rebuilt. A schedule
+    at a fixed minute would race the hourly job building the window's last hour."""
+    return [
+        _sharing_sensor(cadence, job, partitions[cadence], marts)
+        for cadence, job in jobs.items()
+        if cadence is not Cadence.HOURLY
+    ]
+
+
+def _sharing_sensor(
+    cadence: Cadence, job: Any, partitions: dg.TimeWindowPartitionsDefinition, marts: dg.AssetsDefinition
+) -> dg.SensorDefinition:
+    @dg.sensor(
+        name=f"{cadence}_sharing_sensor",
+        job=job,
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"Delivers each {cadence} window to the active {cadence} businesses once every "
+        "hourly mart partition of the window is built and none is being rebuilt.",
+    )
+    def sharing(context: dg.SensorEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+        window = latest_window(partitions, utc_now())
+        if window is None:
+            return dg.SkipReason(f"no {cadence} window has closed yet")
+        unbuilt = unbuilt_hours(context.instance, marts, window)
+        if unbuilt:
+            return dg.SkipReason(
+                f"{cadence} window {window.key} waits for its hourly marts: {summarise(unbuilt)}"
+            )
+        return dg.RunRequest(run_key=window.key, partition_key=window.key)
+
+    return sharing
 
 
 def build_watchdog(
@@ -55,6 +102,7 @@ def build_watchdog(
     partitions: Mapping[Cadence, dg.TimeWindowPartitionsDefinition],
     jobs: Mapping[Cadence, Any],
     relations: Mapping[Dataset, Relation],
+    marts: dg.AssetsDefinition,
 ) -> dg.SensorDefinition:
     @dg.sensor(
         name="delivery_watchdog",
@@ -124,6 +172,23 @@ def build_watchdog(
                 if verdict.status in (Status.MISSING, Status.MISMATCHED):
                     missed.append(verdict)
             if not missed:
+                continue
+            unbuilt = [] if cadence is Cadence.HOURLY else unbuilt_hours(context.instance, marts, window)
+            if unbuilt:  # redelivering now would cut the window short
+                waiting = f"waiting:{cadence}@{window.key}"
+                if waiting not in remembered:
+                    _send(
+                        context,
+                        notifier,
+                        Alert(
+                            kind="window_waiting",
+                            title=f"{cadence} window {window.key} is late: {len(unbuilt)} hourly mart "
+                            "partitions of it are not built",
+                            text=summarise(unbuilt, limit=20),
+                            partition=window.key,
+                        ),
+                    )
+                    remembered.append(waiting)
                 continue
             ids = sorted(v.business_id for v in missed)
             requests.append(

@@ -1,12 +1,15 @@
-"""Schedules and sharing jobs: which window each tick requests, and what each job selects."""
+"""Schedules, sharing sensors and sharing jobs: which window each tick requests, and what each job
+selects."""
 
 from datetime import UTC, datetime
 
 import dagster as dg
-import pytest
 
 from s3_sharing.definitions import build_definitions
+from s3_sharing.outbound import sensors
+from s3_sharing.outbound.datasets import SOURCES
 from s3_sharing.outbound.jobs import CERTIFY_JOB
+from s3_sharing.transform.dbt_assets import HOURLY_MARTS_JOB
 
 from ..conftest import default_registry, write_registry
 
@@ -20,21 +23,57 @@ def test_the_certification_schedule_certifies_every_look_back_each_hour(settings
     assert definition.default_status == dg.DefaultScheduleStatus.RUNNING
 
 
-@pytest.mark.parametrize(
-    ("schedule", "tick", "partition"),
-    [
-        ("hourly_sharing_schedule", datetime(2026, 1, 1, 5, 10, tzinfo=UTC), "2026-01-01-04:00"),
-        ("daily_sharing_schedule", datetime(2026, 1, 2, 0, 10, tzinfo=UTC), "2026-01-01"),
-    ],
-)
-def test_schedule_ticks_request_exactly_the_previous_window(settings, schedule, tick, partition):
-    defs = build_definitions(settings)
-    definition = defs.resolve_schedule_def(schedule)
+def test_the_hourly_schedule_ticks_request_exactly_the_previous_hour(settings):
+    definition = build_definitions(settings).resolve_schedule_def("hourly_sharing_schedule")
     with dg.DagsterInstance.ephemeral() as instance:
-        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)
+        context = dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=datetime(2026, 1, 1, 5, 10, tzinfo=UTC)
+        )
         (request,) = definition.evaluate_tick(context).run_requests
-    assert request.partition_key == partition
-    assert definition.cron_schedule.startswith("10 ")
+    assert request.partition_key == "2026-01-01-04:00"
+    assert definition.cron_schedule == "10 * * * *"
+
+
+def test_the_daily_sharing_sensor_waits_until_every_hour_of_the_day_is_built_and_none_is_rebuilt(
+    settings, monkeypatch
+):
+    """The instance's records stand for the hourly runs here (materializations reported without a
+    run, runs created in the state they would be in); the dbt-built path is in test_sensors.py."""
+    monkeypatch.setattr(sensors, "utc_now", lambda: datetime(2026, 1, 2, 0, 10, tzinfo=UTC))
+    defs = build_definitions(settings)
+    sensor = defs.resolve_sensor_def("daily_sharing_sensor")
+    marts_job = defs.resolve_job_def(HOURLY_MARTS_JOB)
+    mart_keys = [dg.AssetKey(["marts", source.model]) for source in SOURCES.values()]
+    hour = "2026-01-01-{:02d}:00".format
+
+    def built(*hours: int) -> None:
+        for key in mart_keys:
+            for h in hours:
+                instance.report_runless_asset_event(dg.AssetMaterialization(key, partition=hour(h)))
+
+    def tick() -> dg.SensorResult:
+        return sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        built(*range(23))
+        waiting = tick().skip_message  # 00:10: the hourly job has yet to build hour 23
+        assert "2026-01-01-23:00 not built" in waiting and "22:00" not in waiting
+        building = instance.create_run_for_job(
+            marts_job, tags={"dagster/partition": hour(23)}, status=dg.DagsterRunStatus.STARTED
+        )
+        assert "2026-01-01-23:00 in progress" in tick().skip_message
+        built(23)
+        instance.report_run_canceled(building)
+        (request,) = tick().run_requests
+        assert (request.partition_key, request.run_key) == ("2026-01-01", "2026-01-01")
+
+        rebuild = instance.create_run_for_job(
+            marts_job, tags={"dagster/partition": hour(5)}, status=dg.DagsterRunStatus.STARTED
+        )
+        assert "2026-01-01-05:00 in progress" in tick().skip_message
+        instance.report_run_failed(rebuild)
+        assert "2026-01-01-05:00 failed" in tick().skip_message
+    assert sensor.job_name == "daily_sharing_job"
 
 
 def test_the_hourly_job_builds_the_marts_then_delivers_active_businesses_only(

@@ -4,17 +4,19 @@ import json
 from datetime import UTC, datetime
 
 import dagster as dg
+import pytest
 
 from s3_sharing.definitions import build_definitions
 from s3_sharing.outbound import sensors
+from s3_sharing.outbound.datasets import SOURCES
 from s3_sharing.platform.notify import Notifier
 from s3_sharing.platform.resources import build_resources
 from s3_sharing.platform.settings import Settings
-from s3_sharing.transform.dbt_assets import dbt_project
+from s3_sharing.transform.dbt_assets import HOURLY_MARTS_JOB, dbt_project
 
 from ..conftest import default_registry, write_registry
 from ..webhook import WebhookReceiver
-from .runs import HOUR, certify, deliver, role
+from .runs import HOUR, certify, deliver, meta, role
 
 
 def test_the_watchdog_waits_quietly_until_the_marts_are_built(settings, stack, monkeypatch):
@@ -136,3 +138,71 @@ def test_a_daily_or_weekly_window_is_watched_within_the_hour_after_its_delivery_
     monday = datetime.fromisoformat(weeks[2])  # the day the week weeks[1] closed
     assert watched(Cadence.WEEKLY, monday.year, monday.month, monday.day, 0, 45) == weeks[0]
     assert watched(Cadence.WEEKLY, monday.year, monday.month, monday.day, 1, 0) == weeks[1]
+
+
+def _build_marts(defs: dg.Definitions, instance: dg.DagsterInstance, first: str, last: str) -> None:
+    """As the hourly job (or a backfill of the marts) does: dbt builds the hours, Dagster records them."""
+    defs.resolve_job_def(HOURLY_MARTS_JOB).execute_in_process(
+        instance=instance,
+        tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
+    )
+
+
+@pytest.mark.dbt
+def test_at_00_10_the_daily_delivery_waits_for_hour_23_and_then_delivers_the_whole_day(
+    built, stack, monkeypatch
+):
+    monkeypatch.setattr(sensors, "utc_now", lambda: datetime(2026, 1, 2, 0, 10, tzinfo=UTC))
+    defs = build_definitions(built)
+    sharing = defs.resolve_sensor_def("daily_sharing_sensor")
+    with dg.DagsterInstance.ephemeral() as instance:
+        _build_marts(defs, instance, "2026-01-01-00:00", "2026-01-01-22:00")
+        early = sharing.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
+        assert early.run_requests == [], "the day was delivered before its last hour was built"
+        assert "2026-01-01-23:00 not built" in early.skip_message
+        missing = certify(built, instance=instance)[("initech", "delivered")]
+        assert not missing.passed and meta(missing, "missing") == ["2026-01-01"], missing.metadata
+
+        _build_marts(defs, instance, "2026-01-01-23:00", "2026-01-01-23:00")
+        (request,) = sharing.evaluate_tick(
+            dg.build_sensor_context(instance=instance, definitions=defs)
+        ).run_requests
+        assert request.partition_key == "2026-01-01"
+        run = defs.resolve_job_def("daily_sharing_job").execute_in_process(
+            instance=instance, partition_key=request.partition_key, tags=request.tags
+        )
+        assert run.success
+        delivered = certify(built, instance=instance)[("initech", "delivered")]
+        assert delivered.passed and meta(delivered, "delivered") == 1, delivered.metadata
+
+
+def test_the_watchdog_alerts_on_a_late_day_whose_marts_are_not_built_and_requests_it_once_they_are(
+    built, stack, monkeypatch
+):
+    monkeypatch.setattr(sensors, "utc_now", lambda: datetime(2026, 1, 2, 1, 0, tzinfo=UTC))
+    defs = build_definitions(built)
+    watchdog = defs.resolve_sensor_def("delivery_watchdog")
+    with WebhookReceiver() as hook, dg.DagsterInstance.ephemeral() as instance:
+        resources = build_resources(built, dbt_project(built)) | {"notifier": Notifier(webhook_url=hook.url)}
+
+        def tick(cursor: str | None) -> dg.SensorResult:
+            context = dg.build_sensor_context(
+                instance=instance, resources=resources, cursor=cursor, definitions=defs
+            )
+            return watchdog.evaluate_tick(context)
+
+        waiting = tick(None)
+        assert not [r for r in waiting.run_requests if r.partition_key == "2026-01-01"]
+        (alert,) = [a for a in hook.received if a["kind"] == "window_waiting"]
+        assert alert["partition"] == "2026-01-01" and "2026-01-01-00:00 not built" in alert["text"]
+        assert f"{24 * len(SOURCES)} hourly mart partitions of it are not built" in alert["title"]
+        assert not [r for r in tick(waiting.cursor).run_requests if r.partition_key == "2026-01-01"]
+        assert [a["kind"] for a in hook.received].count("window_waiting") == 1, "alerted once"
+
+        for source in SOURCES.values():  # the hourly runs of the day, as the instance records them
+            for hour in range(24):
+                instance.report_runless_asset_event(
+                    dg.AssetMaterialization(["marts", source.model], partition=f"2026-01-01-{hour:02d}:00")
+                )
+        (request,) = [r for r in tick(waiting.cursor).run_requests if r.partition_key == "2026-01-01"]
+        assert request.run_key == "watchdog:daily:2026-01-01:initech"
