@@ -15,8 +15,8 @@ export S3_SHARING_AUDIT_SECRET_KEY_FILE ?= $(CURDIR)/.local/keys/audit.sec
 .PHONY: install prepare demo test test-fast lint dev endpoints clean
 
 $(VENV)/.installed: pyproject.toml
-	command -v gpg >/dev/null && test -x /usr/bin/chromium || \
-		(apt-get update -q && apt-get install -y -q --no-install-recommends gnupg chromium)
+	command -v gpg >/dev/null && test -x /usr/bin/chromium && ls /usr/lib/postgresql/*/bin/initdb >/dev/null || \
+		(apt-get update -q && apt-get install -y -q --no-install-recommends gnupg chromium postgresql)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test,dev]'

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from s3_sharing.devtools.local_endpoints import free_port
+from s3_sharing.devtools.ports import free_port
 from s3_sharing.platform.settings import REPO_ROOT
 
 WORKSPACE = REPO_ROOT / "workspace.yaml"

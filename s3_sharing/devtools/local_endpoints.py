@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,9 @@ from typing import Any
 
 import boto3
 
+from s3_sharing.devtools.ports import free_port
+from s3_sharing.inbound.iam import import_role_policy
+from s3_sharing.inbound.sources import ImportSource
 from s3_sharing.outbound.iam import delivery_role_policy, delivery_role_trust_policy, platform_policy
 from s3_sharing.outbound.registry import Business, Registry
 
@@ -32,13 +34,8 @@ ARCHIVE_BUCKET = "s3-sharing-audit-archive"
 STATE_BUCKET = "s3-sharing-state"
 PLATFORM_USER = "s3-sharing-platform"
 READER_USER = "business-reader"  # stands in for the businesses reading their own buckets
+CUSTOMER_USER = "customer-etl"  # stands in for the customers' ETL writing files for us to import
 ADMIN_KEYS = {"aws_access_key_id": "admin", "aws_secret_access_key": "admin"}  # before IAM is enforced
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_until_up(url: str, process: subprocess.Popen[bytes], name: str, timeout: float = 30) -> None:
@@ -91,6 +88,9 @@ class LocalEndpoints:
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     platform_keys: dict[str, str] = field(default_factory=dict)
     reader_keys: dict[str, str] = field(default_factory=dict)
+    customer_keys: dict[str, str] = field(default_factory=dict)
+    import_keys: dict[str, str] = field(default_factory=dict)
+    """Environment variables of the import sources that gave us a key pair instead of a role."""
     kms_key_arns: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -147,14 +147,15 @@ class LocalEndpoints:
         businesses: Iterable[BusinessBucket],
         archive_bucket: str = ARCHIVE_BUCKET,
         state_bucket: str = STATE_BUCKET,
+        import_sources: Iterable[ImportSource] = (),
     ) -> None:
-        """Create each business's bucket and delivery role, the platform user, its state bucket and
-        the archive."""
+        """Create each business's bucket and delivery role, each import source's bucket and role (or
+        user with a key pair), the platform user, its state bucket and the archive."""
         iam, s3 = self.admin_client("iam"), self.admin_client("s3")
         iam.create_user(UserName=PLATFORM_USER)
         s3.create_bucket(Bucket=state_bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
         platform_arn = f"arn:aws:iam::{LOCAL_ACCOUNT}:user/{PLATFORM_USER}"
-        role_arns = []
+        role_arns = self._provision_imports(iam, s3, platform_arn, list(import_sources))
         for business in businesses:
             s3.create_bucket(Bucket=business.bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
             kms_arn = self._kms_key(business) if business.kms_alias_arn else None
@@ -190,6 +191,56 @@ class LocalEndpoints:
         self.reader_keys = self._access_keys(iam, READER_USER)
         self._create_archive_bucket(archive_bucket)
 
+    def _provision_imports(
+        self, iam: Any, s3: Any, platform_arn: str, sources: list[ImportSource]
+    ) -> list[str]:
+        """Each source's bucket, and the role it grants us (or a user whose keys it gave us); the
+        customers' ETL user that drops files into those buckets. The role ARNs to assume."""
+        role_arns, buckets = [], sorted({source.connection.bucket for source in sources})
+        for bucket in buckets:
+            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+        for source in sources:
+            connection, policy = source.connection, json.dumps(import_role_policy(source))
+            if connection.role_arn:
+                name = connection.role_arn.rsplit("/", 1)[-1]
+                trust = delivery_role_trust_policy(platform_arn, connection.external_id)
+                role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
+                iam.put_role_policy(RoleName=name, PolicyName="import", PolicyDocument=policy)
+                role_arns.append(role["Role"]["Arn"])
+            else:
+                user = f"import-{source.id}"
+                iam.create_user(UserName=user)
+                iam.put_user_policy(UserName=user, PolicyName="import", PolicyDocument=policy)
+                keys = self._access_keys(iam, user)
+                self.import_keys[str(connection.access_key_id_env)] = keys["AWS_ACCESS_KEY_ID"]
+                self.import_keys[str(connection.secret_access_key_env)] = keys["AWS_SECRET_ACCESS_KEY"]
+        if buckets:
+            iam.create_user(UserName=CUSTOMER_USER)
+            iam.put_user_policy(
+                UserName=CUSTOMER_USER,
+                PolicyName="write-import-buckets",
+                PolicyDocument=json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Action": ["s3:PutObject", "s3:GetObject", "s3:ListBucket"],
+                                "Resource": [
+                                    f"arn:aws:s3:::{b}{suffix}" for b in buckets for suffix in ("", "/*")
+                                ],
+                            }
+                        ],
+                    }
+                ),
+            )
+            self.customer_keys = self._access_keys(iam, CUSTOMER_USER)
+        return role_arns
+
+    def customer_client(self) -> Any:
+        """S3 as a customer's ETL sees its own bucket (drops files, reads our error files)."""
+        return self._client_of(self.customer_keys)
+
     @staticmethod
     def _access_keys(iam: Any, user: str) -> dict[str, str]:
         keys = iam.create_access_key(UserName=user)["AccessKey"]
@@ -197,12 +248,15 @@ class LocalEndpoints:
 
     def reader_client(self) -> Any:
         """S3 as a business sees its own bucket (read-only)."""
+        return self._client_of(self.reader_keys)
+
+    def _client_of(self, keys: dict[str, str]) -> Any:
         return boto3.client(
             "s3",
             endpoint_url=self.aws_url,
             region_name=REGION,
-            aws_access_key_id=self.reader_keys["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=self.reader_keys["AWS_SECRET_ACCESS_KEY"],
+            aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
         )
 
     def _kms_key(self, business: BusinessBucket) -> str:
@@ -242,6 +296,7 @@ class LocalEndpoints:
             "AWS_DEFAULT_REGION": REGION,
             "STORAGE_EMULATOR_HOST": self.gcs_url,
             **self.platform_keys,
+            **self.import_keys,
         }
 
 
@@ -251,13 +306,17 @@ def write_env_file(path: Path, environment: dict[str, str]) -> None:
 
 @contextmanager
 def local_stack(
-    registry: Registry, archive_bucket: str, state_bucket: str = STATE_BUCKET
+    registry: Registry,
+    archive_bucket: str,
+    state_bucket: str = STATE_BUCKET,
+    import_sources: Iterable[ImportSource] = (),
 ) -> Iterator[LocalEndpoints]:
-    """Local S3/STS/IAM/KMS and GCS with the registry's buckets and roles; the process environment
-    points at them while the block runs."""
+    """Local S3/STS/IAM/KMS and GCS with the registry's buckets and roles (and the import sources'),
+    the process environment points at them while the block runs."""
     saved = dict(os.environ)
     with LocalEndpoints() as endpoints:
-        endpoints.provision([BusinessBucket.of(b) for b in registry.businesses], archive_bucket, state_bucket)
+        businesses = [BusinessBucket.of(b) for b in registry.businesses]
+        endpoints.provision(businesses, archive_bucket, state_bucket, import_sources)
         endpoints.enforce_iam()
         os.environ.update(endpoints.environment())
         try:

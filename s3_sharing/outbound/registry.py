@@ -8,15 +8,13 @@ import re
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import pysequoia
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -26,6 +24,7 @@ from s3_sharing.outbound.datasets import Dataset
 from s3_sharing.outbound.layout import DEFAULT_TEMPLATES, Layout, LayoutError
 from s3_sharing.platform.storage import AssumedRole, Bucket, BucketLocation, S3Buckets
 from s3_sharing.platform.time import Cadence, Window
+from s3_sharing.platform.yaml_registry import RegistryError, read_registry_file
 
 _BUCKET_ARN = re.compile(r"^arn:aws:s3:::([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])$")
 _ROLE_ARN = re.compile(r"^arn:aws:iam::\d{12}:role/[\w+=,.@/-]{1,128}$")
@@ -36,10 +35,6 @@ _DESTINATION_FORMATS = {
     "role_arn": (_ROLE_ARN, "is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)"),
     "prefix": (_PREFIX, "must be empty or folders ending in '/', like 'shared/s3_sharing/'"),
 }
-
-
-class RegistryError(ValueError):
-    """The registry file cannot be used; each line names file, business and field."""
 
 
 class _Strict(BaseModel):
@@ -187,18 +182,7 @@ def load_registry(path: Path) -> tuple[Registry, dict[str, str]]:
 
 def read_registry(path: Path) -> Registry:
     """The validated registry, without reading the keys."""
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise RegistryError(f"{path}: registry file not found (set S3_SHARING_REGISTRY)") from None
-    except yaml.YAMLError as error:
-        raise RegistryError(f"{path}: not valid YAML: {error}") from None
-    if not isinstance(raw, dict):
-        raise RegistryError(f"{path}: expected a mapping with a 'businesses' list")
-    try:
-        return Registry.model_validate(raw)
-    except ValidationError as error:
-        raise RegistryError("\n".join(_describe(path, raw, e) for e in error.errors())) from None
+    return read_registry_file(path, Registry, "businesses", "business", "S3_SHARING_REGISTRY")
 
 
 def _public_key(path: Path, business: Business) -> str:
@@ -219,16 +203,3 @@ def _public_key(path: Path, business: Business) -> str:
     if cert.has_secret_keys:
         raise RegistryError(f"{where}: contains a secret key; give the business's public key only")
     return armor
-
-
-def _describe(path: Path, raw: dict[str, Any], error: Any) -> str:
-    location = list(error["loc"])
-    message = str(error["msg"]).removeprefix("Value error, ")
-    if location[:1] == ["businesses"] and len(location) >= 2 and isinstance(location[1], int):
-        entries = raw.get("businesses") or []
-        entry = entries[location[1]] if location[1] < len(entries) else {}
-        name = entry.get("id") if isinstance(entry, dict) else None
-        who = f"business {name!r}" if name else f"business #{location[1] + 1}"
-        field = ".".join(str(part) for part in location[2:]) or "(entry)"
-        return f"{path}: {who}: {field}: {message}"
-    return f"{path}: {'.'.join(str(p) for p in location) or '(top level)'}: {message}"

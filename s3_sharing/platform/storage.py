@@ -173,17 +173,30 @@ class Bucket:
                 raise
             return response["Body"].read()
 
-    def sizes(self) -> dict[str, int]:
-        """Every object under the prefix (keys relative to it) and its size, by listing."""
-        found: dict[str, int] = {}
-        with _explained(self.owner, f"listing {self.uri('')}"):
+    def objects(self, prefix: str = "") -> dict[str, tuple[int, str]]:
+        """Every object under the prefix (and ``prefix`` below it), keys relative to the bucket's
+        prefix, with its size and ETag; paginated listing."""
+        found: dict[str, tuple[int, str]] = {}
+        with _explained(self.owner, f"listing {self.uri(prefix)}"):
             pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.location.bucket, Prefix=self.location.prefix
+                Bucket=self.location.bucket, Prefix=self.location.prefix + prefix
             )
             for page in pages:
                 for item in page.get("Contents", []):
-                    found[item["Key"].removeprefix(self.location.prefix)] = int(item["Size"])
+                    key = item["Key"].removeprefix(self.location.prefix)
+                    found[key] = (int(item["Size"]), item["ETag"].strip('"'))
         return found
+
+    def sizes(self) -> dict[str, int]:
+        """Every object under the prefix (keys relative to it) and its size, by listing."""
+        return {key: size for key, (size, _) in self.objects().items()}
+
+    def download_file(self, key: str, path: Path) -> None:
+        """Streamed to ``path`` (multipart ranges for large objects), never whole in memory."""
+        with _explained(self.owner, f"reading {self.uri(key)}"):
+            self.client.download_file(
+                self.location.bucket, self.location.prefix + key, str(path), Config=self.transfer
+            )
 
     def encryption(self, key: str) -> tuple[str | None, str | None]:
         """How S3 encrypted an object at rest: (``ServerSideEncryption``, ``SSEKMSKeyId``)."""
@@ -229,14 +242,30 @@ class S3Buckets(dg.ConfigurableResource):
             request["ExternalId"] = role.external_id
         with _explained(owner, f"assuming {role.role_arn}"):
             credentials = sts.assume_role(**request)["Credentials"]
-        client = session.client(
-            "s3",
-            region_name=location.region,
+        return self._bucket(
+            session,
+            location,
+            owner,
             aws_access_key_id=credentials["AccessKeyId"],
             aws_secret_access_key=credentials["SecretAccessKey"],
             aws_session_token=credentials["SessionToken"],
-            config=AWS_RETRIES,
         )
+
+    def open_with_keys(
+        self, location: BucketLocation, access_key_id: str, secret_access_key: str, *, owner: str
+    ) -> Bucket:
+        """A bucket whose owner gave us an access key pair instead of a role (a role is preferred:
+        nothing long-lived to leak or rotate)."""
+        return self._bucket(
+            boto3.session.Session(),
+            location,
+            owner,
+            aws_access_key_id=access_key_id,
+            aws_secret_access_key=secret_access_key,
+        )
+
+    def _bucket(self, session: Any, location: BucketLocation, owner: str, **credentials: str) -> Bucket:
+        client = session.client("s3", region_name=location.region, config=AWS_RETRIES, **credentials)
         transfer = TransferConfig(
             multipart_threshold=self.multipart_threshold_mb * MiB,
             multipart_chunksize=self.multipart_chunk_mb * MiB,

@@ -22,7 +22,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 from s3_sharing.cli.runbook import verify
 from s3_sharing.definitions import build_definitions
 from s3_sharing.devtools.dagster_dev import NO_TELEMETRY, DagsterDev, dagster_dev
-from s3_sharing.devtools.local_endpoints import free_port
+from s3_sharing.devtools.ports import free_port
 from s3_sharing.outbound.datasets import SOURCES
 from s3_sharing.platform.settings import LOCAL_DIR, REPO_ROOT, Settings
 from s3_sharing.platform.storage import GcsArchive

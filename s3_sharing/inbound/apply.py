@@ -1,0 +1,193 @@
+"""Apply one validated file to PostgreSQL, set-based, inside the caller's transaction.
+
+The clean rows are COPYed into a temporary staging table; then a few statements reject what only
+the database can judge (a key repeated in the file, an unknown parent, ``create`` of an existing
+key, ``update`` of a missing one) and apply the rest in one statement per action. Every rejection
+lands in the temporary ``rejected`` table with the validation errors, from which the error file is
+written in line order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import psycopg
+from psycopg import sql
+
+from s3_sharing.inbound.catalog import ENTITIES, PARENT_REFERENCE_CODE, POSTGRES_TYPES
+from s3_sharing.inbound.sources import EntityImport
+from s3_sharing.inbound.validation import ERROR_COLUMNS, target_fields
+
+COPY_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Applied:
+    created: int
+    updated: int
+
+
+def _copy_in(connection: psycopg.Connection, statement: sql.Composable, path: Path) -> None:
+    with connection.cursor() as cursor, cursor.copy(statement) as copy, path.open("rb") as source:
+        while chunk := source.read(COPY_CHUNK):
+            copy.write(chunk)
+
+
+def stage(connection: psycopg.Connection, item: EntityImport, clean: Path, errors: Path) -> None:
+    """Temporary ``staging`` (typed like the target) filled from ``clean``; ``rejected`` from ``errors``."""
+    fields = target_fields(item)
+    columns = [
+        sql.SQL("{} {}").format(sql.Identifier(f.column), sql.SQL(POSTGRES_TYPES[f.type])) for f in fields
+    ]
+    connection.execute(
+        sql.SQL(
+            "CREATE TEMPORARY TABLE staging (line bigint PRIMARY KEY, {}, parent_id bigint) ON COMMIT DROP"
+        ).format(sql.SQL(", ").join(columns))
+    )
+    connection.execute(
+        "CREATE TEMPORARY TABLE rejected (line bigint, reference_code text, column_name text, value text,"
+        " message text) ON COMMIT DROP"
+    )
+    names = sql.SQL(", ").join(sql.Identifier(n) for n in ["line", *(f.column for f in fields)])
+    _copy_in(
+        connection, sql.SQL("COPY staging ({}) FROM STDIN (FORMAT csv, HEADER true)").format(names), clean
+    )
+    _copy_in(connection, sql.SQL("COPY rejected FROM STDIN (FORMAT csv)"), errors)
+
+
+def _reject(
+    connection: psycopg.Connection,
+    where: sql.Composable,
+    column: str,
+    value: str,
+    message: sql.Composable,
+    params: tuple[object, ...] = (),
+) -> int:
+    """Move the staged rows matching ``where`` to ``rejected`` (``column`` names the header)."""
+    connection.execute(
+        sql.SQL(
+            "INSERT INTO rejected SELECT line, reference_code, %s, {value}, {message}"
+            " FROM staging s WHERE {where}"
+        ).format(value=sql.Identifier(value), message=message, where=where),
+        (column, *params),
+    )
+    deleted = connection.execute(sql.SQL("DELETE FROM staging s WHERE {where}").format(where=where), params)
+    return deleted.rowcount
+
+
+def reject(connection: psycopg.Connection, source_id: str, item: EntityImport) -> int:
+    """Move to ``rejected`` the staged rows only the database can judge; how many rows it moved."""
+    entity = ENTITIES[item.entity]
+    key_header = item.mapping["referenceCode"]
+    first = "(SELECT min(f.line) FROM staging f WHERE f.reference_code = s.reference_code)"
+    count = _reject(
+        connection,
+        sql.SQL(f"s.line > {first}"),
+        key_header,
+        "reference_code",
+        sql.SQL(f"'referenceCode repeated in this file (first at line ' || {first} || ')'"),
+    )
+    if entity.parent and PARENT_REFERENCE_CODE in item.mapping:
+        connection.execute(
+            sql.SQL(
+                "UPDATE staging s SET parent_id = p.id FROM {parent} p"
+                " WHERE p.source = %s AND p.reference_code = s.parent_reference_code"
+            ).format(parent=sql.Identifier(ENTITIES[entity.parent].table)),
+            (source_id,),
+        )
+        count += _reject(
+            connection,
+            sql.SQL("s.parent_reference_code IS NOT NULL AND s.parent_id IS NULL"),
+            item.mapping[PARENT_REFERENCE_CODE],
+            "parent_reference_code",
+            sql.Literal(
+                f"no {entity.parent} with this referenceCode (a parent is imported before its children)"
+            ),
+        )
+    if item.action == "create":
+        count += _reject(
+            connection,
+            _existing(entity.table),
+            key_header,
+            "reference_code",
+            sql.Literal(f"already exists in {entity.name}; create does not update (use update or upsert)"),
+            (source_id,),
+        )
+    elif item.action == "update":
+        count += _reject(
+            connection,
+            sql.SQL("NOT ") + _existing(entity.table),
+            key_header,
+            "reference_code",
+            sql.Literal(f"no such {entity.name}; update does not create (use create or upsert)"),
+            (source_id,),
+        )
+    return count
+
+
+def _existing(table: str) -> sql.Composable:
+    return sql.SQL(
+        "EXISTS (SELECT 1 FROM {t} t WHERE t.source = %s AND t.reference_code = s.reference_code)"
+    ).format(t=sql.Identifier(table))
+
+
+def apply_rows(connection: psycopg.Connection, source_id: str, item: EntityImport, import_id: int) -> Applied:
+    """Apply every staged row with one statement; how many were created and updated."""
+    table = ENTITIES[item.entity].table
+    target = sql.Identifier(table)
+    counted = connection.execute(
+        sql.SQL("SELECT count(*), count(*) FILTER (WHERE {existing}) FROM staging s").format(
+            existing=_existing(table)
+        ),
+        (source_id,),
+    ).fetchone()
+    total, updated = (int(counted[0]), int(counted[1])) if counted else (0, 0)
+    data = [f.column for f in target_fields(item) if f.name != PARENT_REFERENCE_CODE]
+    if PARENT_REFERENCE_CODE in item.mapping:
+        data.append("parent_id")
+    changed = [c for c in data if c != "reference_code"]
+    if item.action == "update":
+        sets = [
+            sql.SQL("parent_id = coalesce(s.parent_id, t.parent_id)")  # the parent is optional here
+            if c == "parent_id"
+            else sql.SQL("{c} = s.{c}").format(c=sql.Identifier(c))
+            for c in changed
+        ]
+        connection.execute(
+            sql.SQL(
+                "UPDATE {t} AS t SET {sets} FROM staging s"
+                " WHERE t.source = %s AND t.reference_code = s.reference_code"
+            ).format(
+                t=target, sets=sql.SQL(", ").join([*sets, sql.SQL("import_id = %s, updated_at = now()")])
+            ),
+            (import_id, source_id),
+        )
+        return Applied(created=0, updated=updated)
+    insert = sql.SQL(
+        "INSERT INTO {t} (source, {columns}, import_id) SELECT %s, {columns}, %s FROM staging ORDER BY line"
+    ).format(t=target, columns=sql.SQL(", ").join(map(sql.Identifier, data)))
+    if item.action == "upsert":
+        sets = [sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in [*changed, "import_id"]]
+        insert += sql.SQL(
+            " ON CONFLICT (source, reference_code) DO UPDATE SET {}, updated_at = now()"
+        ).format(sql.SQL(", ").join(sets))
+    connection.execute(insert, (source_id, import_id))
+    return Applied(created=total - updated, updated=updated)
+
+
+def write_error_file(connection: psycopg.Connection, target: BinaryIO) -> int:
+    """The error file (``ERROR_COLUMNS``), in line order; the number of rejected values."""
+    count = connection.execute("SELECT count(*) FROM rejected").fetchone()
+    with (
+        connection.cursor() as cursor,
+        cursor.copy(
+            "COPY (SELECT line, reference_code, column_name, value, message FROM rejected"
+            " ORDER BY line, column_name) TO STDOUT (FORMAT csv)"
+        ) as copy,
+    ):
+        target.write((",".join(ERROR_COLUMNS) + "\n").encode())
+        for chunk in copy:
+            target.write(chunk)
+    return int(count[0]) if count else 0

@@ -1,0 +1,275 @@
+"""Import a source's files, entity by entity (parents first), file by file, each exactly once.
+
+For each file: stream it to a private temporary directory and hash it; under a per-file advisory
+lock, skip it if the ledger has this content under this key; validate it in Arrow batches; COPY the
+clean rows into staging; reject what only the database can judge; apply the rest; write the error
+file (customer's bucket under the folder's errors folder, and the GCS archive); record the ledger
+entry. The data and the ledger entry commit in one transaction, so a crash anywhere leaves
+nothing half-done and the rerun imports the file exactly once.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Literal
+
+import psycopg
+
+from s3_sharing.inbound.apply import Applied, apply_rows, reject, stage, write_error_file
+from s3_sharing.inbound.catalog import parents_first
+from s3_sharing.inbound.sources import EntityImport, ImportSource
+from s3_sharing.inbound.validation import ERROR_COLUMNS, FileRejected, validate
+from s3_sharing.platform.postgres import Postgres
+from s3_sharing.platform.storage import Bucket, GcsArchive
+
+Status = Literal["imported", "rejected", "skipped"]
+ERROR_FILE_TYPE = "text/csv"
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    key: str
+    size: int
+    etag: str
+
+
+@dataclass
+class FileOutcome:
+    source: str
+    entity: str
+    key: str
+    status: Status
+    size: int = 0
+    sha256: str = ""
+    rows_read: int = 0
+    rows_created: int = 0
+    rows_updated: int = 0
+    rows_rejected: int = 0
+    seconds: float = 0.0
+    error_file: str | None = None
+    message: str | None = None
+    extra_headers: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        counts = (
+            f"{self.rows_read} read, {self.rows_created} created, {self.rows_updated} updated, "
+            f"{self.rows_rejected} rejected"
+        )
+        tail = f"; errors: {self.error_file}" if self.error_file else ""
+        return f"{self.source}/{self.entity} {self.key}: {self.status} ({self.message or counts}){tail}"
+
+    def metadata(self) -> dict[str, object]:
+        return {k: v for k, v in asdict(self).items() if v not in (None, [])}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _lock_key(*parts: str) -> int:
+    """A signed 64-bit advisory lock key for one file of one source and entity."""
+    return int.from_bytes(hashlib.sha256("\0".join(parts).encode()).digest()[:8], "big", signed=True)
+
+
+class Importer:
+    """Imports the files of one source; ``run_id`` is recorded with each ledger entry."""
+
+    def __init__(
+        self,
+        source: ImportSource,
+        bucket: Bucket,
+        postgres: Postgres,
+        archive: GcsArchive | None = None,
+        run_id: str = "",
+    ) -> None:
+        self.source = source
+        self.bucket = bucket
+        self.postgres = postgres
+        self.archive = archive
+        self.run_id = run_id
+
+    def entities(self, only: list[str] | None = None) -> list[EntityImport]:
+        """The source's entities (or ``only`` these), parents first."""
+        names = [i.entity for i in self.source.entities if only is None or i.entity in only]
+        return [self.source.entity(name) for name in parents_first(names)]
+
+    def listing(self, item: EntityImport) -> list[SourceFile]:
+        """The files of the entity's folder that match its pattern (not in subfolders), by key."""
+        found = self.bucket.objects(item.folder)
+        files = [
+            SourceFile(key, size, etag)
+            for key, (size, etag) in found.items()
+            if "/" not in key.removeprefix(item.folder) and item.matches(PurePosixPath(key).name)
+        ]
+        return sorted(files, key=lambda f: f.key)
+
+    def pending(self, item: EntityImport) -> list[SourceFile]:
+        """Listed files the ledger has not seen under this key and ETag."""
+        files = self.listing(item)
+        with self.postgres.connect() as connection:
+            seen = {
+                (key, etag)
+                for key, etag in connection.execute(
+                    "SELECT key, etag FROM import_ledger WHERE source = %s AND entity = %s AND bucket = %s",
+                    (self.source.id, item.entity, self.bucket.location.bucket),
+                )
+            }
+        return [f for f in files if (f.key, f.etag) not in seen]
+
+    def run(self, only: list[str] | None = None) -> Iterator[FileOutcome]:
+        """Every pending file of every entity, parents first, each in key order."""
+        for item in self.entities(only):
+            for file in self.pending(item):
+                yield self.import_file(item, file)
+
+    def import_file(self, item: EntityImport, file: SourceFile) -> FileOutcome:
+        started = time.monotonic()
+        started_at = datetime.now(UTC)
+        with tempfile.TemporaryDirectory(prefix="s3-sharing-import-") as private:  # mode 0700
+            work = Path(private)
+            original = work / "original.csv"
+            self.bucket.download_file(file.key, original)
+            outcome = FileOutcome(
+                self.source.id, item.entity, file.key, "imported", original.stat().st_size, _sha256(original)
+            )
+            with self.postgres.connect() as connection, connection.transaction():
+                connection.execute(
+                    "SELECT pg_advisory_xact_lock(%s)",
+                    (_lock_key(self.source.id, item.entity, self.bucket.location.bucket, file.key),),
+                )
+                if self._already_imported(connection, item, file, outcome):
+                    outcome.status = "skipped"
+                    outcome.message = "this content under this key was imported before"
+                else:
+                    self._import(connection, item, file, outcome, work, started_at)
+        outcome.seconds = round(time.monotonic() - started, 3)
+        return outcome
+
+    def _already_imported(
+        self, connection: psycopg.Connection, item: EntityImport, file: SourceFile, outcome: FileOutcome
+    ) -> bool:
+        row = connection.execute(
+            "SELECT 1 FROM import_ledger WHERE source = %s AND entity = %s AND bucket = %s AND key = %s"
+            " AND sha256 = %s",
+            (self.source.id, item.entity, self.bucket.location.bucket, file.key, outcome.sha256),
+        ).fetchone()
+        return row is not None
+
+    def _import(
+        self,
+        connection: psycopg.Connection,
+        item: EntityImport,
+        file: SourceFile,
+        outcome: FileOutcome,
+        work: Path,
+        started_at: datetime,
+    ) -> None:
+        import_id = self._ledger_entry(connection, item, file, outcome, started_at)
+        errors, clean, error_file = work / "errors.csv", work / "clean.csv", work / "report.csv"
+        try:
+            with errors.open("w", newline="", encoding="utf-8") as error_stream:
+                validated = validate(work / "original.csv", item, clean, error_stream)
+        except FileRejected as rejected:
+            outcome.status, outcome.message = "rejected", str(rejected)
+            error_file.write_text(_file_error(str(rejected)), encoding="utf-8")
+            outcome.error_file = self._publish_error_file(item, file, outcome, error_file)
+            self._record(connection, import_id, outcome)
+            return
+        outcome.rows_read, outcome.extra_headers = validated.rows_read, validated.extra_headers
+        stage(connection, item, clean, errors)
+        rejected_rows = validated.rows_rejected + reject(connection, self.source.id, item)
+        applied = Applied(0, 0)
+        if rejected_rows and item.error_policy == "reject_file":
+            outcome.status = "rejected"
+            outcome.message = (
+                f"{rejected_rows} of {validated.rows_read} rows rejected; error_policy reject_file"
+            )
+        else:
+            applied = apply_rows(connection, self.source.id, item, import_id)
+        outcome.rows_created, outcome.rows_updated = applied.created, applied.updated
+        outcome.rows_rejected = rejected_rows
+        if rejected_rows:
+            with error_file.open("wb") as target:
+                write_error_file(connection, target)
+            outcome.error_file = self._publish_error_file(item, file, outcome, error_file)
+        self._record(connection, import_id, outcome)
+
+    def _ledger_entry(
+        self,
+        connection: psycopg.Connection,
+        item: EntityImport,
+        file: SourceFile,
+        outcome: FileOutcome,
+        started_at: datetime,
+    ) -> int:
+        row = connection.execute(
+            "INSERT INTO import_ledger (source, entity, bucket, key, etag, size, sha256, status, run_id,"
+            " started_at) VALUES (%s, %s, %s, %s, %s, %s, %s, 'imported', %s, %s) RETURNING id",
+            (
+                self.source.id,
+                item.entity,
+                self.bucket.location.bucket,
+                file.key,
+                file.etag,
+                outcome.size,
+                outcome.sha256,
+                self.run_id,
+                started_at,
+            ),
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    @staticmethod
+    def _record(connection: psycopg.Connection, import_id: int, outcome: FileOutcome) -> None:
+        connection.execute(
+            "UPDATE import_ledger SET status = %s, rows_read = %s, rows_created = %s, rows_updated = %s,"
+            " rows_rejected = %s, error_file = %s, message = %s, finished_at = now() WHERE id = %s",
+            (
+                outcome.status,
+                outcome.rows_read,
+                outcome.rows_created,
+                outcome.rows_updated,
+                outcome.rows_rejected,
+                outcome.error_file,
+                outcome.message,
+                import_id,
+            ),
+        )
+
+    def _publish_error_file(
+        self, item: EntityImport, file: SourceFile, outcome: FileOutcome, path: Path
+    ) -> str:
+        """``<folder><errors folder><name>.errors.csv`` in the customer's bucket, and in the archive
+        under the file's SHA-256 (a changed file's errors never overwrite the earlier ones there)."""
+        name = PurePosixPath(file.key).name
+        key = f"{item.folder}{self.source.errors_folder}{name}.errors.csv"
+        uri = self.bucket.upload_file(key, path, content_type=ERROR_FILE_TYPE)
+        if self.archive is not None:
+            self.archive.upload_file(
+                f"imports/{self.source.id}/{item.entity}/{outcome.sha256[:16]}/{name}.errors.csv",
+                path,
+                content_type=ERROR_FILE_TYPE,
+            )
+        return uri
+
+
+def _file_error(message: str) -> str:
+    """An error file for a file rejected whole: one line, no row."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(ERROR_COLUMNS)
+    writer.writerow(("", "", "", "", message))
+    return buffer.getvalue()

@@ -1,0 +1,44 @@
+"""Reading a registry YAML file (businesses, import sources) with errors that name the file, the
+entry and the field, e.g. ``sources.yaml: source 'acme': connection.bucket: ...``."""
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+class RegistryError(ValueError):
+    """A registry file cannot be used; each line names file, entry and field."""
+
+
+def read_registry_file(path: Path, model: type[Model], entries: str, noun: str, setting: str) -> Model:
+    """``path`` validated as ``model``, whose list field ``entries`` holds one ``noun`` each."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise RegistryError(f"{path}: registry file not found (set {setting})") from None
+    except yaml.YAMLError as error:
+        raise RegistryError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise RegistryError(f"{path}: expected a mapping with a '{entries}' list")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as error:
+        lines = [_describe(path, raw, e, entries, noun) for e in error.errors()]
+        raise RegistryError("\n".join(lines)) from None
+
+
+def _describe(path: Path, raw: dict[str, Any], error: Any, entries: str, noun: str) -> str:
+    location = list(error["loc"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if location[:1] == [entries] and len(location) >= 2 and isinstance(location[1], int):
+        listed = raw.get(entries) or []
+        entry = listed[location[1]] if location[1] < len(listed) else {}
+        name = entry.get("id") if isinstance(entry, dict) else None
+        who = f"{noun} {name!r}" if name else f"{noun} #{location[1] + 1}"
+        field = ".".join(str(part) for part in location[2:]) or "(entry)"
+        return f"{path}: {who}: {field}: {message}"
+    return f"{path}: {'.'.join(str(p) for p in location) or '(top level)'}: {message}"

@@ -1,0 +1,71 @@
+"""The entity catalog and the migrated schema agree; migrations apply once, under concurrency."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from s3_sharing.inbound.catalog import ENTITIES, POSTGRES_TYPES, parents_first
+from s3_sharing.platform.postgres import MigrationError, migrate
+
+pytestmark = pytest.mark.e2e  # a real PostgreSQL server
+
+BOOKKEEPING = {
+    "id": "bigint",
+    "source": "text",
+    "reference_code": "text",
+    "import_id": "bigint",
+    "created_at": "timestamp with time zone",
+    "updated_at": "timestamp with time zone",
+}
+
+
+def test_every_catalog_entity_has_its_table_with_the_catalogs_columns_and_types(postgres):
+    with postgres.connect() as connection:
+        for entity in ENTITIES.values():
+            found = dict(
+                connection.execute(
+                    "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = %s",
+                    (entity.table,),
+                ).fetchall()
+            )
+            expected = BOOKKEEPING | {f.column: POSTGRES_TYPES[f.type] for f in entity.fields[1:]}
+            if entity.parent:
+                expected["parent_id"] = "bigint"
+            assert found == expected, entity.name
+            required = {
+                name
+                for (name,) in connection.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = %s"
+                    " AND is_nullable = 'NO'",
+                    (entity.table,),
+                )
+            }
+            assert required - set(BOOKKEEPING) == {f.column for f in entity.fields[1:] if f.required}
+
+
+def test_parents_come_first():
+    assert parents_first(["events", "controls", "risks"]) == ["risks", "events", "controls"]
+    assert parents_first(["transactions", "customers"]) == ["customers", "transactions"]
+
+
+def test_migrations_apply_once_even_when_many_processes_migrate_at_once(postgres):
+    with postgres.connect() as connection:  # back to an empty database
+        connection.execute("DROP SCHEMA public CASCADE")
+        connection.execute("CREATE SCHEMA public")
+
+    def migrate_once(_: int) -> list[str]:
+        with postgres.connect() as connection:
+            return migrate(connection)
+
+    with ThreadPoolExecutor(4) as pool:
+        applied = list(pool.map(migrate_once, range(4)))
+    assert sorted(applied) == [[], [], [], ["0001_imports.sql"]]
+
+
+def test_a_migration_changed_after_it_was_applied_is_refused_by_name(postgres, tmp_path):
+    from s3_sharing.platform.postgres import MIGRATIONS
+
+    for path in MIGRATIONS.glob("*.sql"):
+        (tmp_path / path.name).write_text(path.read_text() + "\n-- edited\n")
+    with postgres.connect() as connection, pytest.raises(MigrationError, match=r"0001_imports\.sql changed"):
+        migrate(connection, tmp_path)

@@ -1,0 +1,264 @@
+"""Scheduled imports end to end below Dagster: the customer's bucket on moto (IAM enforced, the
+import role assumed with its external id), real PostgreSQL, real CSV files, the GCS emulator."""
+
+import csv
+import io
+
+import pytest
+
+from s3_sharing.inbound.importer import Importer
+from s3_sharing.platform.storage import GcsArchive, S3Buckets
+
+from ..conftest import ARCHIVE
+from .conftest import CUSTOMER_BUCKET, RISKS, source_entry, source_of
+
+pytestmark = pytest.mark.e2e
+
+RISK_HEADER = ["Código", "Nombre", "Categoría", "Probabilidad", "Comentario"]
+EVENT_HEADER = ["Código", "Código del riesgo", "Nombre", "Fecha de ocurrencia", "Pérdida"]
+
+
+def drop(aws, key: str, header: list[str], rows: list[list[str]]) -> None:
+    """The customer's ETL writes a file into its bucket."""
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows([header, *rows])
+    aws.customer_client().put_object(Bucket=CUSTOMER_BUCKET, Key=key, Body=buffer.getvalue().encode())
+
+
+def run(sources_file, postgres, source_id: str = "pirani", only=None):
+    source = source_of(sources_file, source_id)
+    importer = Importer(
+        source, source.open_bucket(S3Buckets()), postgres, GcsArchive(bucket=ARCHIVE), "test-run"
+    )
+    return list(importer.run(only))
+
+
+def rows(postgres, sql: str, *params):
+    with postgres.connect() as connection:
+        return connection.execute(sql, params).fetchall()
+
+
+def error_lines(aws, key: str) -> list[list[str]]:
+    body = aws.customer_client().get_object(Bucket=CUSTOMER_BUCKET, Key=key)["Body"].read().decode()
+    return list(csv.reader(io.StringIO(body)))
+
+
+def test_parents_first_then_children_with_their_association(sources_file, customer, postgres):
+    # The events file sorts before the risks file and names risks created in the same run.
+    drop(
+        customer, "eventos/2026-01-01.csv", EVENT_HEADER, [["E-1", "R-1", "Fraude", "2026-01-01", "1500.25"]]
+    )
+    drop(
+        customer, "riesgos/2026-01-01.csv", RISK_HEADER, [["R-1", "Fraude externo", "Operational", "3", "x"]]
+    )
+
+    outcomes = run(sources_file, postgres)
+
+    assert [(o.entity, o.status, o.rows_created) for o in outcomes] == [
+        ("risks", "imported", 1),
+        ("events", "imported", 1),
+    ]
+    assert outcomes[0].extra_headers == ["Comentario"]  # reported and ignored
+    assert rows(
+        postgres,
+        "SELECT e.reference_code, r.reference_code, e.loss_amount::text, r.category"
+        " FROM events e JOIN risks r ON r.id = e.parent_id",
+    ) == [("E-1", "R-1", "1500.25", "operational")]
+
+
+def test_create_then_update_and_the_reasons_for_refused_rows(sources_file, customer, postgres):
+    drop(
+        customer,
+        "riesgos/a.csv",
+        RISK_HEADER,
+        [["R-1", "Fraude", "operational", "3", ""], ["R-2", "Crédito", "credit", "", ""]],
+    )
+    drop(customer, "eventos/a.csv", EVENT_HEADER, [["E-1", "R-1", "Robo", "2026-01-01", ""]])
+    run(sources_file, postgres)
+    drop(
+        customer,
+        "riesgos/b.csv",
+        RISK_HEADER,
+        [["R-1", "Fraude externo", "operational", "4", ""], ["R-3", "Mercado", "market", "", ""]],
+    )
+    drop(
+        customer,
+        "eventos/b.csv",
+        EVENT_HEADER,
+        [["E-1", "R-1", "Robo otra vez", "2026-01-02", ""], ["E-2", "R-9", "Error", "2026-01-02", ""]],
+    )
+
+    risks, events = run(sources_file, postgres)
+
+    assert (risks.rows_created, risks.rows_updated, risks.rows_rejected) == (1, 1, 0)
+    assert rows(postgres, "SELECT reference_code, name, likelihood FROM risks ORDER BY 1") == [
+        ("R-1", "Fraude externo", 4),
+        ("R-2", "Crédito", None),
+        ("R-3", "Mercado", None),
+    ]
+    assert (events.status, events.rows_created, events.rows_rejected) == ("imported", 0, 2)
+    assert error_lines(customer, "eventos/_errors/b.csv.errors.csv") == [
+        ["line", "referenceCode", "column", "value", "message"],
+        [
+            "2",
+            "E-1",
+            "Código",
+            "E-1",
+            "already exists in events; create does not update (use update or upsert)",
+        ],
+        [
+            "3",
+            "E-2",
+            "Código del riesgo",
+            "R-9",
+            "no risks with this referenceCode (a parent is imported before its children)",
+        ],
+    ]
+    assert rows(postgres, "SELECT name FROM events") == [("Robo",)]  # untouched
+
+
+UPDATE_RISKS = {
+    **RISKS,
+    "action": "update",
+    "mapping": {"referenceCode": "Código", "likelihood": "Probabilidad"},
+}
+
+
+@pytest.mark.parametrize("sources_file", [[source_entry(entities=[UPDATE_RISKS])]], indirect=True)
+def test_update_changes_only_the_mapped_fields_and_refuses_a_missing_key(sources_file, customer, postgres):
+    with postgres.connect() as connection:  # what an earlier import created
+        (ledger,) = connection.execute(
+            "INSERT INTO import_ledger (source, entity, bucket, key, etag, size, sha256, status, started_at)"
+            " VALUES ('pirani', 'risks', 'b', 'k', 'e', 0, 's', 'imported', now()) RETURNING id"
+        ).fetchone()
+        connection.execute(
+            "INSERT INTO risks (source, reference_code, name, likelihood, import_id)"
+            " VALUES ('pirani', 'R-1', 'Fraude', 1, %s)",
+            (ledger,),
+        )
+    drop(customer, "riesgos/a.csv", ["Código", "Probabilidad"], [["R-1", "5"], ["R-7", "2"]])
+
+    (outcome,) = run(sources_file, postgres)
+
+    assert (outcome.rows_updated, outcome.rows_created, outcome.rows_rejected) == (1, 0, 1)
+    assert rows(postgres, "SELECT reference_code, name, likelihood FROM risks") == [("R-1", "Fraude", 5)]
+    assert error_lines(customer, "riesgos/_errors/a.csv.errors.csv")[1] == [
+        "3",
+        "R-7",
+        "Código",
+        "R-7",
+        "no such risks; update does not create (use create or upsert)",
+    ]
+
+
+def test_bad_values_are_rejected_row_by_row_with_line_column_value_and_reason(
+    sources_file, customer, postgres
+):
+    drop(
+        customer,
+        "eventos/x.csv",
+        EVENT_HEADER,
+        [
+            ["E-1", "R-1", "Bien", "2026-01-01", "10.5"],
+            ["E-2", "R-1", "", "2026-02-30", "diez"],  # three problems, one row
+            ["E-1", "R-1", "Repetido", "2026-01-03", ""],
+            ["E-3", "", "Sin riesgo", "2026-01-03", ""],
+        ],
+    )
+    drop(
+        customer,
+        "riesgos/x.csv",
+        RISK_HEADER,
+        [["R-1", "Fraude", "catastrófico", "3", ""], ["R-1b", "Ok", "", "tres", ""]],
+    )
+    drop(customer, "riesgos/y.csv", RISK_HEADER, [["R-1", "Fraude", "operational", "3", ""]])
+
+    risks_x, _, events = run(sources_file, postgres)
+
+    assert (risks_x.rows_read, risks_x.rows_created, risks_x.rows_rejected) == (2, 0, 2)
+    assert error_lines(customer, "riesgos/_errors/x.csv.errors.csv")[1:] == [
+        [
+            "2",
+            "R-1",
+            "Categoría",
+            "catastrófico",
+            "not one of operational, credit, market, liquidity, compliance, strategic",
+        ],
+        ["3", "R-1b", "Probabilidad", "tres", "not an integer"],
+    ]
+    assert (events.rows_read, events.rows_created, events.rows_rejected) == (4, 1, 3)
+    assert error_lines(customer, "eventos/_errors/x.csv.errors.csv")[1:] == [
+        ["3", "E-2", "Fecha de ocurrencia", "2026-02-30", "not a date like 2026-01-31"],
+        ["3", "E-2", "Nombre", "", "required value missing"],
+        ["3", "E-2", "Pérdida", "diez", "not a decimal number like 1234.56"],
+        ["4", "E-1", "Código", "E-1", "referenceCode repeated in this file (first at line 2)"],
+        ["5", "E-3", "Código del riesgo", "", "required value missing"],
+    ]
+    assert rows(postgres, "SELECT reference_code, loss_amount::text FROM events") == [("E-1", "10.5")]
+    archived = GcsArchive(bucket=ARCHIVE).listing("imports/pirani/events/")
+    assert [name.rsplit("/", 1)[-1] for name in archived] == ["x.csv.errors.csv"]
+
+
+def test_a_missing_required_column_rejects_the_file_naming_the_column(sources_file, customer, postgres):
+    drop(customer, "riesgos/a.csv", ["Código", "Categoría", "Probabilidad"], [["R-1", "credit", "1"]])
+
+    (outcome,) = run(sources_file, postgres)
+
+    assert outcome.status == "rejected" and "'Nombre' (field name)" in outcome.message
+    assert rows(postgres, "SELECT count(*) FROM risks") == [(0,)]
+    assert rows(postgres, "SELECT status, message FROM import_ledger") == [("rejected", outcome.message)]
+    lines = error_lines(customer, "riesgos/_errors/a.csv.errors.csv")
+    assert len(lines) == 2 and "missing column 'Nombre'" in lines[1][4]
+    assert run(sources_file, postgres) == [], "a rejected file is not retried until it changes"
+
+
+REJECT_FILE = {**RISKS, "error_policy": "reject_file"}
+
+
+@pytest.mark.parametrize("sources_file", [[source_entry(entities=[REJECT_FILE])]], indirect=True)
+def test_reject_file_loads_nothing_from_a_file_with_one_bad_row(sources_file, customer, postgres):
+    drop(
+        customer,
+        "riesgos/a.csv",
+        RISK_HEADER,
+        [["R-1", "Fraude", "operational", "3", ""], ["R-2", "", "", "", ""]],
+    )
+
+    (outcome,) = run(sources_file, postgres)
+
+    assert (outcome.status, outcome.rows_created, outcome.rows_rejected) == ("rejected", 0, 1)
+    assert rows(postgres, "SELECT count(*) FROM risks") == [(0,)]
+
+
+def test_the_same_file_imports_once_and_new_content_under_its_key_imports_again(
+    sources_file, customer, postgres
+):
+    drop(customer, "riesgos/a.csv", RISK_HEADER, [["R-1", "Fraude", "operational", "3", ""]])
+    assert [o.status for o in run(sources_file, postgres)] == ["imported"]
+    assert run(sources_file, postgres) == []  # listed again: already in the ledger
+    drop(customer, "riesgos/a.csv", RISK_HEADER, [["R-1", "Fraude", "operational", "3", ""]])  # arrives twice
+    assert [o.status for o in run(sources_file, postgres)] in ([], ["skipped"])
+    drop(customer, "riesgos/a.csv", RISK_HEADER, [["R-1", "Fraude", "operational", "5", ""]])  # changed
+
+    (changed,) = run(sources_file, postgres)
+
+    assert (changed.status, changed.rows_updated) == ("imported", 1)
+    assert rows(postgres, "SELECT likelihood FROM risks") == [(5,)]
+    assert rows(postgres, "SELECT count(*) FROM import_ledger") == [(2,)]
+
+
+def test_a_hundred_files_in_one_run(sources_file, customer, postgres):
+    for n in range(100):
+        drop(
+            customer,
+            f"riesgos/{n:03d}.csv",
+            RISK_HEADER,
+            [[f"R-{n}-{i}", f"Riesgo {i}", "market", "1", ""] for i in range(5)],
+        )
+
+    outcomes = run(sources_file, postgres)
+
+    assert [o.key for o in outcomes] == [f"riesgos/{n:03d}.csv" for n in range(100)]
+    assert {o.status for o in outcomes} == {"imported"}
+    assert rows(postgres, "SELECT count(*) FROM risks") == [(500,)]
+    assert run(sources_file, postgres) == []
