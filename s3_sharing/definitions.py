@@ -4,6 +4,8 @@ import; ``defs`` reads it when Dagster loads the location."""
 
 import dagster as dg
 
+from s3_sharing.inbound.assets import build_import_definitions
+from s3_sharing.inbound.sources import read_sources
 from s3_sharing.outbound.assets import build_delivery_assets
 from s3_sharing.outbound.checks import build_delivery_checks
 from s3_sharing.outbound.datasets import SOURCES, USERS_MODEL
@@ -45,16 +47,20 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     sharing_jobs = build_sharing_jobs(active, dbt.hourly_marts)
     delivery_jobs = build_delivery_jobs(deliveries)
     certify_job = build_certify_job(checks)
+    import_assets, import_jobs, import_schedules = build_import_definitions(
+        read_sources(settings.import_sources)
+    )
     return dg.Definitions(
-        assets=[*dbt.all(), *deliveries.values()],
+        assets=[*dbt.all(), *deliveries.values(), *import_assets],
         asset_checks=checks,
         jobs=[
             *dbt.jobs(),
             *delivery_jobs.values(),
             *sharing_jobs.values(),
             *([certify_job] if certify_job else []),
+            *import_jobs,
         ],
-        schedules=build_schedules(sharing_jobs, settings.schedule_minute, certify_job),
+        schedules=[*build_schedules(sharing_jobs, settings.schedule_minute, certify_job), *import_schedules],
         sensors=[
             *build_sharing_sensors(sharing_jobs, windows, dbt.hourly_marts),
             build_watchdog(active, windows, delivery_jobs, relations, dbt.hourly_marts),

@@ -54,7 +54,7 @@ class MemoryBucket:
 
     owner: str
     location: BucketLocation
-    objects: dict[str, bytes]
+    stored: dict[str, bytes]
 
     def uri(self, key: str) -> str:
         return f"s3://{self.location.bucket}/{self.location.prefix}{key}"
@@ -63,18 +63,31 @@ class MemoryBucket:
         return self.upload_bytes(key, path.read_bytes(), content_type)
 
     def upload_bytes(self, key: str, data: bytes, content_type: str) -> str:
-        self.objects[self.location.prefix + key] = bytes(data)
+        self.stored[self.location.prefix + key] = bytes(data)
         return self.uri(key)
 
     def delete(self, key: str) -> None:
-        self.objects.pop(self.location.prefix + key, None)
+        self.stored.pop(self.location.prefix + key, None)
 
     def read(self, key: str) -> bytes | None:
-        return self.objects.get(self.location.prefix + key)
+        return self.stored.get(self.location.prefix + key)
+
+    def objects(self, prefix: str = "") -> dict[str, tuple[int, str]]:
+        start = self.location.prefix + prefix
+        return {
+            k.removeprefix(self.location.prefix): (len(v), hashlib.md5(v).hexdigest())
+            for k, v in self.stored.items()
+            if k.startswith(start)
+        }
 
     def sizes(self) -> dict[str, int]:
-        prefix = self.location.prefix
-        return {k.removeprefix(prefix): len(v) for k, v in self.objects.items() if k.startswith(prefix)}
+        return {key: size for key, (size, _) in self.objects().items()}
+
+    def download_file(self, key: str, path: Path) -> None:
+        body = self.read(key)
+        if body is None:
+            raise FileNotFoundError(self.uri(key))
+        path.write_bytes(body)
 
     def encryption(self, key: str) -> tuple[str | None, str | None]:
         return self.location.sse_mode, self.location.kms_key_arn
@@ -92,6 +105,11 @@ class MemoryBuckets:
 
     def open(
         self, location: BucketLocation, role: AssumedRole, *, owner: str, session_id: str
+    ) -> MemoryBucket:
+        return MemoryBucket(owner, location, self.buckets.setdefault(location.bucket, {}))
+
+    def open_with_keys(
+        self, location: BucketLocation, access_key_id: str, secret_access_key: str, *, owner: str
     ) -> MemoryBucket:
         return MemoryBucket(owner, location, self.buckets.setdefault(location.bucket, {}))
 

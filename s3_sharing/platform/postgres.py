@@ -25,14 +25,23 @@ class MigrationError(RuntimeError):
     """The database's schema history disagrees with the migration files."""
 
 
+class PostgresNotConfigured(RuntimeError):
+    """A run needs PostgreSQL and no DSN is set."""
+
+
 class Postgres(dg.ConfigurableResource):
     """Connections to the operational database. ``dsn`` holds no password; ``password`` comes
     from ``S3_SHARING_PG_PASSWORD`` through ``dg.EnvVar``."""
 
-    dsn: str
+    dsn: str | None
     password: str | None = None
 
     def connect(self, **options: object) -> psycopg.Connection:
+        if not self.dsn:
+            raise PostgresNotConfigured(
+                "no operational database: set S3_SHARING_PG_DSN (make demo, make dev and "
+                "s3-sharing endpoints start a local one)"
+            )
         if self.password:
             options["password"] = self.password
         return psycopg.connect(self.dsn, **options)  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ from dagster_dbt import DbtProject
 
 from s3_sharing.platform import crypto
 from s3_sharing.platform.notify import Notifier
+from s3_sharing.platform.postgres import Postgres
 from s3_sharing.platform.settings import Settings, variable
 from s3_sharing.platform.state import StateStore
 from s3_sharing.platform.storage import GcsArchive, S3Buckets
@@ -74,6 +75,7 @@ def build_resources(settings: Settings, project: DbtProject) -> dict[str, object
             if settings.audit_secret_key_file
             else None,
         ),
+        "postgres": Postgres(dsn=settings.pg_dsn, password=secret(settings, "pg_password")),
         "notifier": Notifier(
             slack_token=secret(settings, "slack_token"),
             slack_channel=settings.slack_channel,

@@ -24,7 +24,7 @@ DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 LOCAL_DIR = REPO_ROOT / ".local"
 DBT_TARGETS = ("dev", "prod")
 PREFIX = "S3_SHARING_"
-SECRETS = frozenset({"signing_key_passphrase", "slack_token", "alert_webhook_url"})
+SECRETS = frozenset({"signing_key_passphrase", "slack_token", "alert_webhook_url", "pg_password"})
 """Read only to know whether they are set: resources take them through ``dg.EnvVar``, so their
 values never enter run config, the UI or the logs."""
 
@@ -55,6 +55,13 @@ class Settings(BaseModel):
     """First hourly partition, ``YYYY-MM-DD-HH:MM`` UTC."""
     registry: Path = REPO_ROOT / "registry" / "demo.yaml"
     """The business registry YAML file."""
+    import_sources: Path = REPO_ROOT / "registry" / "imports.yaml"
+    """The import sources registry YAML file."""
+    pg_dsn: str | None = None
+    """The operational PostgreSQL, ``postgresql://user@host:port/database`` without the password
+    (``make demo``, ``make dev`` and ``s3-sharing endpoints`` start a private server and set it)."""
+    pg_password: SecretStr | None = None
+    """Its password, if the server asks for one."""
     archive_bucket: str = "s3-sharing-audit-archive"
     """The GCS audit archive bucket."""
     state_bucket: str = "s3-sharing-state"
@@ -95,7 +102,9 @@ class Settings(BaseModel):
             )
         return value
 
-    @field_validator("duckdb_path", "registry", "signing_key_file", "audit_key_file", "dbt_target_path")
+    @field_validator(
+        "duckdb_path", "registry", "import_sources", "signing_key_file", "audit_key_file", "dbt_target_path"
+    )
     @classmethod
     def _absolute_path(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_absolute():

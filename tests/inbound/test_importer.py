@@ -262,3 +262,52 @@ def test_a_hundred_files_in_one_run(sources_file, customer, postgres):
     assert {o.status for o in outcomes} == {"imported"}
     assert rows(postgres, "SELECT count(*) FROM risks") == [(500,)]
     assert run(sources_file, postgres) == []
+
+
+KILL_AFTER = """
+import os, signal, sys
+from s3_sharing.inbound import importer
+from s3_sharing.inbound.sources import read_sources
+from s3_sharing.platform.postgres import Postgres
+from s3_sharing.platform.storage import S3Buckets
+
+point = sys.argv[3]
+real = getattr(importer, point)
+
+def then_die(*args, **kwargs):
+    result = real(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no rollback from our side
+    return result
+
+setattr(importer, point, then_die)
+source = read_sources(__import__("pathlib").Path(sys.argv[1])).get("pirani")
+for outcome in importer.Importer(source, source.open_bucket(S3Buckets()), Postgres(dsn=sys.argv[2])).run():
+    print(outcome.describe())
+"""
+
+
+@pytest.mark.parametrize("point", ["apply_rows", "write_error_file"])
+def test_a_process_killed_mid_file_leaves_nothing_and_the_rerun_imports_exactly_once(
+    sources_file, customer, postgres, point
+):
+    import subprocess
+    import sys
+
+    good = [[f"R-{i}", f"Riesgo {i}", "market", "2", ""] for i in range(1000)]
+    drop(customer, "riesgos/big.csv", RISK_HEADER, [*good, ["R-bad", "", "", "", ""]])
+    killed = subprocess.run(
+        [sys.executable, "-c", KILL_AFTER, str(sources_file), postgres.dsn, point],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert rows(postgres, "SELECT count(*) FROM risks") == [(0,)]
+    assert rows(postgres, "SELECT count(*) FROM import_ledger") == [(0,)]
+
+    (outcome,) = run(sources_file, postgres)
+
+    assert (outcome.status, outcome.rows_created, outcome.rows_rejected) == ("imported", 1000, 1)
+    assert rows(postgres, "SELECT count(*), count(DISTINCT reference_code) FROM risks") == [(1000, 1000)]
+    assert run(sources_file, postgres) == []
+    assert rows(postgres, "SELECT count(*) FROM import_ledger") == [(1,)]

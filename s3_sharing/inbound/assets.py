@@ -1,0 +1,126 @@
+"""Dagster layer of the scheduled imports: an asset per source and entity (parents upstream of
+children), a job and a schedule per source.
+
+Each file imported (or rejected with an error file) is one materialization of its entity's asset,
+with the file's metadata; the run's own materialization sums them up. A file that fails for any
+other reason (the bucket or the database unreachable) is left for the next run (nothing of it was
+committed) and fails the step after the other files were tried, so the run and its alert say so.
+"""
+
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+
+from s3_sharing.inbound.importer import FileOutcome, Importer
+from s3_sharing.inbound.sources import EntityImport, ImportSource, ImportSources
+from s3_sharing.platform.postgres import Postgres, migrate
+from s3_sharing.platform.storage import GcsArchive, S3Buckets, StorageError
+
+TRIGGER_TAG = "s3_sharing/import_source"
+
+
+def import_key(source_id: str, entity: str) -> dg.AssetKey:
+    return dg.AssetKey(["imports", source_id, entity])
+
+
+def import_job_name(source_id: str) -> str:
+    return f"import_{source_id}_job"
+
+
+def _file_metadata(outcome: FileOutcome) -> dict[str, Any]:
+    metadata: dict[str, Any] = outcome.metadata()
+    if outcome.error_file:
+        metadata["error_file"] = dg.MetadataValue.url(outcome.error_file)
+    return metadata
+
+
+def _build_entity_asset(source: ImportSource, item: EntityImport) -> dg.AssetsDefinition:
+    parent = item.definition.parent
+    deps = [import_key(source.id, parent)] if parent and parent in {i.entity for i in source.entities} else []
+
+    @dg.asset(
+        key=import_key(source.id, item.entity),
+        deps=deps,
+        group_name=f"imports_{source.id}",
+        kinds={"s3", "postgres"},
+        description=f"{item.entity} of {source.name}, imported from s3://{source.connection.bucket}/"
+        f"{item.folder}{item.pattern} ({item.action}, {item.error_policy}).",
+    )
+    def entity_import(
+        context: dg.AssetExecutionContext, postgres: Postgres, s3: S3Buckets, archive: GcsArchive
+    ) -> Iterator[Any]:
+        with postgres.connect() as connection:
+            migrate(connection)
+        try:
+            bucket = source.open_bucket(s3)
+        except StorageError as error:  # wrong or revoked credentials: this source only, said plainly
+            raise dg.Failure(str(error)) from None
+        importer = Importer(source, bucket, postgres, archive, context.run.run_id)
+        pending = importer.pending(item)
+        context.log.info(f"{len(pending)} new files in s3://{source.connection.bucket}/{item.folder}")
+        outcomes, failures = [], []
+        for file in pending:
+            try:
+                outcome = importer.import_file(item, file)
+            except Exception as error:  # the other files are still tried; nothing of this one committed
+                failures.append(f"{file.key}: {type(error).__name__}: {error}")
+                context.log.error(f"import of {file.key} failed, left for the next run: {failures[-1]}")
+                continue
+            context.log.info(outcome.describe())
+            outcomes.append(outcome)
+            if outcome.status != "skipped":
+                context.log_event(
+                    dg.AssetMaterialization(
+                        context.asset_key, description=outcome.key, metadata=_file_metadata(outcome)
+                    )
+                )
+        if failures:
+            raise dg.Failure(
+                f"{len(failures)} of {len(pending)} files of {source.id}/{item.entity} failed",
+                metadata={"failed": "\n".join(failures)},
+            )
+        yield dg.MaterializeResult(
+            metadata={
+                "files_imported": sum(o.status == "imported" for o in outcomes),
+                "files_rejected": sum(o.status == "rejected" for o in outcomes),
+                "rows_created": sum(o.rows_created for o in outcomes),
+                "rows_updated": sum(o.rows_updated for o in outcomes),
+                "rows_rejected": sum(o.rows_rejected for o in outcomes),
+            }
+        )
+
+    return entity_import
+
+
+def build_import_definitions(
+    sources: ImportSources,
+) -> tuple[list[dg.AssetsDefinition], list[Any], list[Any]]:
+    """(assets, jobs, schedules): a job per source that imports its entities parents first, and a
+    schedule per source from its frequency, running while the source is active."""
+    assets, jobs, schedules = [], [], []
+    for source in sources.sources:
+        entity_assets = [_build_entity_asset(source, item) for item in source.entities]
+        job = dg.define_asset_job(
+            import_job_name(source.id),
+            selection=dg.AssetSelection.assets(*entity_assets),
+            description=f"Import every new file of {source.name}, parents first.",
+            tags={TRIGGER_TAG: source.id},
+        )
+        schedule = source.schedule
+        schedules.append(
+            dg.ScheduleDefinition(
+                name=f"import_{source.id}_schedule",
+                job=job,
+                cron_schedule=schedule.cron(),
+                execution_timezone=schedule.timezone,
+                default_status=dg.DefaultScheduleStatus.RUNNING
+                if source.active
+                else dg.DefaultScheduleStatus.STOPPED,
+                description=f"{schedule.frequency} at {schedule.time} {schedule.timezone}"
+                + ("" if source.active else " (source inactive: stopped, configuration kept)"),
+            )
+        )
+        assets += entity_assets
+        jobs.append(job)
+    return assets, jobs, schedules
