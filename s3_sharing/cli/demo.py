@@ -7,16 +7,22 @@ import os
 import signal
 import threading
 from collections.abc import Iterator
-from datetime import UTC, timedelta
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
+from pathlib import Path, PurePosixPath
+
+import dagster as dg
 
 from s3_sharing.cli import runbook
+from s3_sharing.cli.imports import history, history_table, run_source
 from s3_sharing.definitions import build_definitions
 from s3_sharing.devtools import datagen
 from s3_sharing.devtools.dagster_dev import dagster_dev
+from s3_sharing.devtools.import_files import demo_import_files
 from s3_sharing.devtools.keygen import generate_key_pair
 from s3_sharing.devtools.local_endpoints import LocalEndpoints, local_stack, write_env_file
+from s3_sharing.inbound.sources import read_sources
 from s3_sharing.outbound.registry import Registry, read_registry
+from s3_sharing.platform.postgres import Postgres
 from s3_sharing.platform.settings import LOCAL_DIR, Settings
 from s3_sharing.platform.time import Cadence, cadence_partitions, hourly_key, windows_closed_by
 from s3_sharing.transform.dbt_assets import dbt_project, prepare
@@ -53,8 +59,13 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
         hourly_key((end - timedelta(hours=1)).replace(tzinfo=UTC)),
     )
     outcomes = []
-    with local_stack(registry, settings.archive_bucket) as endpoints:
-        print(f"local S3/STS/IAM/KMS at {endpoints.aws_url}, GCS at {endpoints.gcs_url}")
+    sources = read_sources(settings.import_sources).sources
+    with local_stack(registry, settings.archive_bucket, import_sources=sources, postgres=True) as endpoints:
+        print(
+            f"local S3/STS/IAM/KMS at {endpoints.aws_url}, GCS at {endpoints.gcs_url}, "
+            f"PostgreSQL at {endpoints.pg_dsn}"
+        )
+        settings = settings.model_copy(update={"pg_dsn": endpoints.pg_dsn})
         defs = build_definitions(settings)
         instance = runbook.dagster_instance()
         for cadence in Cadence:
@@ -67,7 +78,10 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
         verdicts = runbook.verify(settings, first_day, end.replace(tzinfo=UTC))
         runbook.print_verdicts(verdicts)
         print(f"verify: {sum(v.ok for v in verdicts)} of {len(verdicts)} windows certified")
-        succeeded = not any(o.failed for o in outcomes) and all(v.ok for v in verdicts)
+        imported = all(
+            demo_imports(settings, endpoints, defs, instance, source.id, end) for source in sources[:1]
+        )
+        succeeded = not any(o.failed for o in outcomes) and all(v.ok for v in verdicts) and imported
         if args.ui:
             serve_ui(endpoints, Path(args.env_file), args.port)
         else:
@@ -78,6 +92,38 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
                 "http://127.0.0.1:3000 (Catalog → deliveries → acme → Partitions, Checks)"
             )
     return 0 if succeeded else 1
+
+
+def demo_imports(
+    settings: Settings,
+    endpoints: LocalEndpoints,
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    source_id: str,
+    end: datetime,
+) -> bool:
+    """The customer drops risks and events (a few bad rows), we import them, the risks file
+    arrives a second time and is not imported again; the history and where the error files are."""
+    source = read_sources(settings.import_sources).get(source_id)
+    customer = endpoints.customer_client()
+    files = demo_import_files(end.date())
+    for key, body in files.items():
+        customer.put_object(Bucket=source.connection.bucket, Key=key, Body=body)
+    print(f"\nscheduled import {source_id} (s3-sharing imports run {source_id}):")
+    first, imported = run_source(defs, instance, source_id)
+    risks_key = next(k for k in files if k.startswith("riesgos/"))
+    customer.put_object(Bucket=source.connection.bucket, Key=risks_key, Body=files[risks_key])  # again
+    second, again = run_source(defs, instance, source_id)
+    postgres = Postgres(dsn=settings.pg_dsn)
+    print(history_table(history(postgres, source_id)))
+    print(f"the risks file arrived twice; imported the second time: {len(again)} files (0 expected)")
+    events_errors = (
+        f"eventos/{source.errors_folder}{PurePosixPath(next(iter(reversed(files)))).name}.errors.csv"
+    )
+    body = customer.get_object(Bucket=source.connection.bucket, Key=events_errors)["Body"].read()
+    print(f"\ns3://{source.connection.bucket}/{events_errors} (what the customer's team reads):")
+    print(body.decode("utf-8").rstrip())
+    return first.success and second.success and len(imported) == len(files) and not again
 
 
 def serve_ui(endpoints: LocalEndpoints, env_file: Path, port: int) -> None:
@@ -117,12 +163,16 @@ def _stop_on_signals() -> threading.Event:
 def cmd_endpoints(settings: Settings, args: argparse.Namespace) -> int:
     """Run local S3/STS/IAM/KMS and GCS for the registry until interrupted (for `make dev`)."""
     registry = read_registry(settings.registry)
+    sources = read_sources(settings.import_sources).sources
     with (
-        local_stack(registry, settings.archive_bucket) as endpoints,
+        local_stack(registry, settings.archive_bucket, import_sources=sources, postgres=True) as endpoints,
         _published(endpoints, Path(args.env_file)),
     ):
         stop = _stop_on_signals()
-        print(f"local S3/STS/IAM/KMS at {endpoints.aws_url}, GCS at {endpoints.gcs_url} (Ctrl-C stops both)")
+        print(
+            f"local S3/STS/IAM/KMS at {endpoints.aws_url}, GCS at {endpoints.gcs_url}, "
+            f"PostgreSQL at {endpoints.pg_dsn} (Ctrl-C stops them)"
+        )
         stop.wait()
     print("local endpoints stopped")
     return 0

@@ -12,11 +12,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from s3_sharing.cli import runbook
 from s3_sharing.cli.demo import DEMO_HOURS, cmd_demo, cmd_endpoints
+from s3_sharing.cli.imports import add_import_commands
 from s3_sharing.definitions import build_definitions
 from s3_sharing.devtools import datagen
 from s3_sharing.devtools.dagster_dev import GraphQLError
 from s3_sharing.outbound.onboarding import onboarding_pack, verify_access
 from s3_sharing.outbound.registry import Business, RegistryError, read_registry
+from s3_sharing.platform.postgres import PostgresNotConfigured
 from s3_sharing.platform.settings import LOCAL_DIR, Settings, SettingsError
 from s3_sharing.platform.storage import S3Buckets
 from s3_sharing.platform.time import (
@@ -230,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     access = commands.add_parser("verify-access", help="check a business's bucket, role and encryption")
     access.add_argument("business", help="a business id of the registry")
     access.set_defaults(run=cmd_verify_access)
+    add_import_commands(commands)
     return parser
 
 
@@ -237,7 +240,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(Settings.from_env(), args)
-    except (SettingsError, PartitionKeyError, RegistryError, ValueError, GraphQLError) as error:
+    except (
+        SettingsError,
+        PartitionKeyError,
+        RegistryError,
+        ValueError,
+        GraphQLError,
+        PostgresNotConfigured,
+    ) as error:
         print(f"s3-sharing {args.command}: {error}", file=sys.stderr)
         return 2
 

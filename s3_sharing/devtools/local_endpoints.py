@@ -15,18 +15,22 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
+import psycopg
 
 from s3_sharing.devtools.ports import free_port
+from s3_sharing.devtools.postgres import LocalPostgres
 from s3_sharing.inbound.iam import import_role_policy
 from s3_sharing.inbound.sources import ImportSource
 from s3_sharing.outbound.iam import delivery_role_policy, delivery_role_trust_policy, platform_policy
 from s3_sharing.outbound.registry import Business, Registry
+from s3_sharing.platform.postgres import migrate
+from s3_sharing.platform.settings import LOCAL_DIR
 
 LOCAL_ACCOUNT = "123456789012"  # moto's default account
 REGION = "eu-west-1"
@@ -89,6 +93,8 @@ class LocalEndpoints:
     platform_keys: dict[str, str] = field(default_factory=dict)
     reader_keys: dict[str, str] = field(default_factory=dict)
     customer_keys: dict[str, str] = field(default_factory=dict)
+    pg_dsn: str | None = None
+    """The private PostgreSQL started with them, if any."""
     import_keys: dict[str, str] = field(default_factory=dict)
     """Environment variables of the import sources that gave us a key pair instead of a role."""
     kms_key_arns: dict[str, str] = field(default_factory=dict)
@@ -297,6 +303,7 @@ class LocalEndpoints:
             "STORAGE_EMULATOR_HOST": self.gcs_url,
             **self.platform_keys,
             **self.import_keys,
+            **({"S3_SHARING_PG_DSN": self.pg_dsn} if self.pg_dsn else {}),
         }
 
 
@@ -310,14 +317,20 @@ def local_stack(
     archive_bucket: str,
     state_bucket: str = STATE_BUCKET,
     import_sources: Iterable[ImportSource] = (),
+    postgres: bool = False,
 ) -> Iterator[LocalEndpoints]:
     """Local S3/STS/IAM/KMS and GCS with the registry's buckets and roles (and the import sources'),
-    the process environment points at them while the block runs."""
+    and with ``postgres`` a private, migrated PostgreSQL; the process environment points at them
+    while the block runs."""
     saved = dict(os.environ)
-    with LocalEndpoints() as endpoints:
+    with LocalEndpoints() as endpoints, LocalPostgres(LOCAL_DIR) if postgres else nullcontext() as database:
         businesses = [BusinessBucket.of(b) for b in registry.businesses]
         endpoints.provision(businesses, archive_bucket, state_bucket, import_sources)
         endpoints.enforce_iam()
+        if database is not None:
+            endpoints.pg_dsn = database.dsn
+            with psycopg.connect(database.dsn) as connection:
+                migrate(connection)
         os.environ.update(endpoints.environment())
         try:
             yield endpoints

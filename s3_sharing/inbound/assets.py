@@ -18,6 +18,7 @@ from s3_sharing.platform.postgres import Postgres, migrate
 from s3_sharing.platform.storage import GcsArchive, S3Buckets, StorageError
 
 TRIGGER_TAG = "s3_sharing/import_source"
+FILES_ACCOUNTED, REJECTED_ROWS, FILES_ARRIVING = "files_accounted", "rejected_rows", "files_arriving"
 
 
 def import_key(source_id: str, entity: str) -> dg.AssetKey:
@@ -39,8 +40,21 @@ def _build_entity_asset(source: ImportSource, item: EntityImport) -> dg.AssetsDe
     parent = item.definition.parent
     deps = [import_key(source.id, parent)] if parent and parent in {i.entity for i in source.entities} else []
 
+    key = import_key(source.id, item.entity)
+
     @dg.asset(
-        key=import_key(source.id, item.entity),
+        key=key,
+        check_specs=[
+            dg.AssetCheckSpec(
+                FILES_ACCOUNTED, asset=key, description="every file of the folder is in the ledger"
+            ),
+            dg.AssetCheckSpec(
+                REJECTED_ROWS, asset=key, description="rejected rows under the source's threshold"
+            ),
+            dg.AssetCheckSpec(
+                FILES_ARRIVING, asset=key, description="a file arrived within the schedule's period"
+            ),
+        ],
         deps=deps,
         group_name=f"imports_{source.id}",
         kinds={"s3", "postgres"},
@@ -80,17 +94,48 @@ def _build_entity_asset(source: ImportSource, item: EntityImport) -> dg.AssetsDe
                 f"{len(failures)} of {len(pending)} files of {source.id}/{item.entity} failed",
                 metadata={"failed": "\n".join(failures)},
             )
+        read, rejected = sum(o.rows_read for o in outcomes), sum(o.rows_rejected for o in outcomes)
         yield dg.MaterializeResult(
             metadata={
                 "files_imported": sum(o.status == "imported" for o in outcomes),
                 "files_rejected": sum(o.status == "rejected" for o in outcomes),
                 "rows_created": sum(o.rows_created for o in outcomes),
                 "rows_updated": sum(o.rows_updated for o in outcomes),
-                "rows_rejected": sum(o.rows_rejected for o in outcomes),
+                "rows_rejected": rejected,
             }
         )
+        yield from _checks(importer, item, read, rejected)
 
     return entity_import
+
+
+def _checks(
+    importer: Importer, item: EntityImport, read: int, rejected: int
+) -> Iterator[dg.AssetCheckResult]:
+    unaccounted = importer.unaccounted(item)
+    yield dg.AssetCheckResult(
+        check_name=FILES_ACCOUNTED,
+        passed=not unaccounted,
+        metadata={"unaccounted": unaccounted[:50], "count": len(unaccounted)},
+    )
+    share = rejected / read if read else 0.0
+    yield dg.AssetCheckResult(
+        check_name=REJECTED_ROWS,
+        passed=share <= item.warn_rejected_share,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"rows_read": read, "rows_rejected": rejected, "share": round(share, 4)},
+    )
+    period = importer.source.schedule.period_days()
+    days = importer.days_since_last_file(item)
+    yield dg.AssetCheckResult(
+        check_name=FILES_ARRIVING,
+        passed=days is not None and days <= period * 1.5,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "days_since_last_file": round(days, 2) if days is not None else "never",
+            "period_days": period,
+        },
+    )
 
 
 def build_import_definitions(

@@ -152,6 +152,7 @@ class Importer:
                 if self._already_imported(connection, item, file, outcome):
                     outcome.status = "skipped"
                     outcome.message = "this content under this key was imported before"
+                    self._remember_etag(connection, item, file, outcome)
                 else:
                     self._import(connection, item, file, outcome, work, started_at)
         outcome.seconds = round(time.monotonic() - started, 3)
@@ -205,6 +206,31 @@ class Importer:
                 write_error_file(connection, target)
             outcome.error_file = self._publish_error_file(item, file, outcome, error_file)
         self._record(connection, import_id, outcome)
+
+    def _remember_etag(
+        self, connection: psycopg.Connection, item: EntityImport, file: SourceFile, outcome: FileOutcome
+    ) -> None:
+        """The same content uploaded again gets a new ETag (multipart, or a tool that rewrites it):
+        the ledger keeps the latest, so the next listing does not fetch the file again."""
+        connection.execute(
+            "UPDATE import_ledger SET etag = %s WHERE source = %s AND entity = %s AND bucket = %s"
+            " AND key = %s AND sha256 = %s",
+            (file.etag, self.source.id, item.entity, self.bucket.location.bucket, file.key, outcome.sha256),
+        )
+
+    def unaccounted(self, item: EntityImport) -> list[str]:
+        """Files of the folder that the ledger has no entry for (as listed now)."""
+        return [f.key for f in self.pending(item)]
+
+    def days_since_last_file(self, item: EntityImport) -> float | None:
+        """Days since the entity's latest file was recorded; None if it never had one."""
+        with self.postgres.connect() as connection:
+            row = connection.execute(
+                "SELECT extract(epoch FROM now() - max(finished_at)) / 86400 FROM import_ledger"
+                " WHERE source = %s AND entity = %s",
+                (self.source.id, item.entity),
+            ).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
 
     def _ledger_entry(
         self,

@@ -27,6 +27,10 @@ _ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
+class UnknownSource(ValueError):
+    """A source id the registry does not have."""
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -81,6 +85,9 @@ class Schedule(_Strict):
             raise ValueError("day: a monthly schedule needs a day of the month from 1 to 28")
         return self
 
+    def period_days(self) -> int:
+        return {"daily": 1, "weekly": 7, "monthly": 31}[self.frequency]
+
     def cron(self) -> str:
         hour, minute = (int(part) for part in self.time.split(":"))
         if self.frequency == "weekly":
@@ -101,6 +108,8 @@ class EntityImport(_Strict):
     unless mapped."""
     parent: str | None = None
     error_policy: Literal["reject_rows", "reject_file"] = "reject_rows"
+    warn_rejected_share: float = Field(default=0.05, ge=0, le=1)
+    """The ``rejected_rows`` check warns when a run rejects more than this share of the rows read."""
 
     @field_validator("entity")
     @classmethod
@@ -228,7 +237,8 @@ class ImportSources(_Strict):
         for source in self.sources:
             if source.id == source_id:
                 return source
-        raise KeyError(f"no import source {source_id!r} (known: {', '.join(s.id for s in self.sources)})")
+        known = ", ".join(s.id for s in self.sources) or "none"
+        raise UnknownSource(f"no import source {source_id!r} in the registry (known: {known})")
 
 
 def read_sources(path: Path) -> ImportSources:

@@ -239,7 +239,10 @@ def _check_alert(evaluation: dg.AssetCheckEvaluation) -> Alert:
     metadata = {k: v.value for k, v in evaluation.metadata.items()}
     details = [
         f"{name}: {metadata[name]}"
-        for name in ("missing", "mismatched", "findings", "foreign_rows", "reason", "error")
+        for name in (
+            *("missing", "mismatched", "findings", "foreign_rows", "reason", "error"),  # deliveries
+            *("unaccounted", "rows_rejected", "days_since_last_file"),  # imports
+        )
         if metadata.get(name)
     ]
     return Alert(

@@ -70,6 +70,13 @@ def test_a_source_job_imports_parents_first_and_records_each_file_as_a_materiali
         postgres, "SELECT e.reference_code, r.reference_code FROM events e JOIN risks r ON r.id = e.parent_id"
     ) == [("E-1", "R-2")]
 
+    checks = {(e.asset_key.path[-1], e.check_name): e for e in result.get_asset_check_evaluations()}
+    assert checks[("risks", "files_accounted")].passed and checks[("events", "files_accounted")].passed
+    rejected = checks[("risks", "rejected_rows")]  # 1 of 3 rows: over the default 5%
+    assert not rejected.passed and rejected.severity == dg.AssetCheckSeverity.WARN
+    assert rejected.metadata["share"].value == round(1 / 3, 4)
+    assert checks[("events", "rejected_rows")].passed and checks[("events", "files_arriving")].passed
+
     again = defs.resolve_job_def(import_job_name("pirani")).execute_in_process()
     summaries = [
         e.step_materialization_data.materialization.metadata["files_imported"].value
