@@ -117,9 +117,8 @@ def demo_imports(
     postgres = Postgres(dsn=settings.pg_dsn)
     print(history_table(history(postgres, source_id)))
     print(f"the risks file arrived twice; imported the second time: {len(again)} files (0 expected)")
-    events_errors = (
-        f"eventos/{source.errors_folder}{PurePosixPath(next(iter(reversed(files)))).name}.errors.csv"
-    )
+    events_key = next(k for k in files if k.startswith("eventos/"))
+    events_errors = f"eventos/{source.errors_folder}{PurePosixPath(events_key).name}.errors.csv"
     body = customer.get_object(Bucket=source.connection.bucket, Key=events_errors)["Body"].read()
     print(f"\ns3://{source.connection.bucket}/{events_errors} (what the customer's team reads):")
     print(body.decode("utf-8").rstrip())
