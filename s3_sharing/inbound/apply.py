@@ -43,7 +43,8 @@ def stage(connection: psycopg.Connection, item: EntityImport, clean: Path, error
     ]
     connection.execute(
         sql.SQL(
-            "CREATE TEMPORARY TABLE staging (line bigint PRIMARY KEY, {}, parent_id bigint) ON COMMIT DROP"
+            "CREATE TEMPORARY TABLE staging (line bigint PRIMARY KEY, {}, parent_id bigint,"
+            " first_line bigint) ON COMMIT DROP"
         ).format(sql.SQL(", ").join(columns))
     )
     connection.execute(
@@ -55,6 +56,7 @@ def stage(connection: psycopg.Connection, item: EntityImport, clean: Path, error
         connection, sql.SQL("COPY staging ({}) FROM STDIN (FORMAT csv, HEADER true)").format(names), clean
     )
     _copy_in(connection, sql.SQL("COPY rejected FROM STDIN (FORMAT csv)"), errors)
+    connection.execute("ANALYZE staging")  # temporary tables get no statistics otherwise: bad join plans
 
 
 def _reject(
@@ -81,13 +83,17 @@ def reject(connection: psycopg.Connection, source_id: str, item: EntityImport) -
     """Move to ``rejected`` the staged rows only the database can judge; how many rows it moved."""
     entity = ENTITIES[item.entity]
     key_header = item.mapping["referenceCode"]
-    first = "(SELECT min(f.line) FROM staging f WHERE f.reference_code = s.reference_code)"
+    connection.execute(  # one sort, not a lookup per row
+        "UPDATE staging s SET first_line = d.first_line FROM (SELECT line, min(line) OVER"
+        " (PARTITION BY reference_code) AS first_line FROM staging) d"
+        " WHERE d.line = s.line AND d.first_line < s.line"
+    )
     count = _reject(
         connection,
-        sql.SQL(f"s.line > {first}"),
+        sql.SQL("s.first_line IS NOT NULL"),
         key_header,
         "reference_code",
-        sql.SQL(f"'referenceCode repeated in this file (first at line ' || {first} || ')'"),
+        sql.SQL("'referenceCode repeated in this file (first at line ' || s.first_line || ')'"),
     )
     if entity.parent and PARENT_REFERENCE_CODE in item.mapping:
         connection.execute(
@@ -137,13 +143,6 @@ def apply_rows(connection: psycopg.Connection, source_id: str, item: EntityImpor
     """Apply every staged row with one statement; how many were created and updated."""
     table = ENTITIES[item.entity].table
     target = sql.Identifier(table)
-    counted = connection.execute(
-        sql.SQL("SELECT count(*), count(*) FILTER (WHERE {existing}) FROM staging s").format(
-            existing=_existing(table)
-        ),
-        (source_id,),
-    ).fetchone()
-    total, updated = (int(counted[0]), int(counted[1])) if counted else (0, 0)
     data = [f.column for f in target_fields(item) if f.name != PARENT_REFERENCE_CODE]
     if PARENT_REFERENCE_CODE in item.mapping:
         data.append("parent_id")
@@ -155,7 +154,7 @@ def apply_rows(connection: psycopg.Connection, source_id: str, item: EntityImpor
             else sql.SQL("{c} = s.{c}").format(c=sql.Identifier(c))
             for c in changed
         ]
-        connection.execute(
+        updated = connection.execute(
             sql.SQL(
                 "UPDATE {t} AS t SET {sets} FROM staging s"
                 " WHERE t.source = %s AND t.reference_code = s.reference_code"
@@ -164,7 +163,7 @@ def apply_rows(connection: psycopg.Connection, source_id: str, item: EntityImpor
             ),
             (import_id, source_id),
         )
-        return Applied(created=0, updated=updated)
+        return Applied(created=0, updated=updated.rowcount)
     insert = sql.SQL(
         "INSERT INTO {t} (source, {columns}, import_id) SELECT %s, {columns}, %s FROM staging ORDER BY line"
     ).format(t=target, columns=sql.SQL(", ").join(map(sql.Identifier, data)))
@@ -173,8 +172,16 @@ def apply_rows(connection: psycopg.Connection, source_id: str, item: EntityImpor
         insert += sql.SQL(
             " ON CONFLICT (source, reference_code) DO UPDATE SET {}, updated_at = now()"
         ).format(sql.SQL(", ").join(sets))
-    connection.execute(insert, (source_id, import_id))
-    return Applied(created=total - updated, updated=updated)
+    # xmax is 0 on a freshly inserted row version and set on one that replaced an existing row
+    counted = connection.execute(
+        sql.SQL(
+            "WITH applied AS ({insert} RETURNING xmax = 0 AS created)"
+            " SELECT count(*) FILTER (WHERE created), count(*) FILTER (WHERE NOT created) FROM applied"
+        ).format(insert=insert),
+        (source_id, import_id),
+    ).fetchone()
+    assert counted is not None
+    return Applied(created=int(counted[0]), updated=int(counted[1]))
 
 
 def write_error_file(connection: psycopg.Connection, target: BinaryIO) -> int:

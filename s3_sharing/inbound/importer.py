@@ -140,7 +140,7 @@ class Importer:
         with tempfile.TemporaryDirectory(prefix="s3-sharing-import-") as private:  # mode 0700
             work = Path(private)
             original = work / "original.csv"
-            self.bucket.download_file(file.key, original)
+            self.bucket.download_file(file.key, original, file.size)
             outcome = FileOutcome(
                 self.source.id, item.entity, file.key, "imported", original.stat().st_size, _sha256(original)
             )

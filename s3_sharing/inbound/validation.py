@@ -23,7 +23,7 @@ import pyarrow.csv as pacsv
 from s3_sharing.inbound.catalog import PARENT_REFERENCE_CODE, REFERENCE_CODE, Field, FieldType
 from s3_sharing.inbound.sources import EntityImport
 
-BLOCK_SIZE = 4 << 20  # bytes per Arrow batch: memory stays flat with the file's size
+BLOCK_SIZE = 1 << 20  # bytes per Arrow batch: memory is a few dozen batches, whatever the file's size
 ERROR_COLUMNS = ("line", "referenceCode", "column", "value", "message")
 _INTEGER = r"^[+-]?\d{1,18}$"
 _DECIMAL = r"^[+-]?\d{1,20}(\.\d{1,10})?$"
@@ -131,7 +131,9 @@ def validate(path: Path, item: EntityImport, clean: Path, errors: TextIO) -> Val
     try:
         with (
             pacsv.open_csv(
-                path, read_options=pacsv.ReadOptions(block_size=BLOCK_SIZE), convert_options=options
+                path,
+                read_options=pacsv.ReadOptions(block_size=BLOCK_SIZE, use_threads=False),
+                convert_options=options,
             ) as reader,
             pacsv.CSVWriter(clean, schema) as writer,
         ):

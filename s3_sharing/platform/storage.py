@@ -191,9 +191,18 @@ class Bucket:
         """Every object under the prefix (keys relative to it) and its size, by listing."""
         return {key: size for key, (size, _) in self.objects().items()}
 
-    def download_file(self, key: str, path: Path) -> None:
-        """Streamed to ``path`` (multipart ranges for large objects), never whole in memory."""
+    def download_file(self, key: str, path: Path, size: int | None = None) -> None:
+        """Streamed to ``path``, never whole in memory: one GET below the multipart threshold (a
+        known ``size``), parallel ranges above it (boto3's transfer manager)."""
         with _explained(self.owner, f"reading {self.uri(key)}"):
+            if size is not None and size < self.transfer.multipart_threshold:
+                body = self.client.get_object(Bucket=self.location.bucket, Key=self.location.prefix + key)[
+                    "Body"
+                ]
+                with path.open("wb") as target:
+                    for chunk in body.iter_chunks(MiB):
+                        target.write(chunk)
+                return
             self.client.download_file(
                 self.location.bucket, self.location.prefix + key, str(path), Config=self.transfer
             )
