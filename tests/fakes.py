@@ -55,6 +55,7 @@ class MemoryBucket:
     owner: str
     location: BucketLocation
     stored: dict[str, bytes]
+    tags: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def uri(self, key: str) -> str:
         return f"s3://{self.location.bucket}/{self.location.prefix}{key}"
@@ -83,11 +84,21 @@ class MemoryBucket:
     def sizes(self) -> dict[str, int]:
         return {key: size for key, (size, _) in self.objects().items()}
 
-    def download_file(self, key: str, path: Path) -> None:
+    def read_start(self, key: str, length: int) -> bytes:
+        return self._existing(key)[:length]
+
+    def tag(self, key: str, tags: dict[str, str]) -> None:
+        self._existing(key)
+        self.tags.setdefault(key, {}).update(tags)
+
+    def download_file(self, key: str, path: Path, size: int | None = None) -> None:
+        path.write_bytes(self._existing(key))
+
+    def _existing(self, key: str) -> bytes:
         body = self.read(key)
         if body is None:
             raise FileNotFoundError(self.uri(key))
-        path.write_bytes(body)
+        return body
 
     def encryption(self, key: str) -> tuple[str | None, str | None]:
         return self.location.sse_mode, self.location.kms_key_arn

@@ -1,5 +1,6 @@
-"""``s3-sharing imports run|history``: scheduled imports by hand, through the same Dagster jobs, and
-the processed-file ledger as a table."""
+"""``s3-sharing imports run|replay|history``, ``onboard-import`` and ``verify-import-access``:
+scheduled imports by hand (through the same Dagster jobs; a dry run outside them, as it records
+nothing), the processed-file ledger as a table, and onboarding a source."""
 
 import argparse
 from collections.abc import Sequence
@@ -8,22 +9,34 @@ from typing import Any
 import dagster as dg
 
 from s3_sharing.inbound.assets import import_job_name, import_key
-from s3_sharing.inbound.sources import read_sources
-from s3_sharing.platform.postgres import Postgres
+from s3_sharing.inbound.importer import Importer
+from s3_sharing.inbound.onboarding import import_onboarding_pack, verify_import_access
+from s3_sharing.inbound.sources import ImportSource, read_sources
+from s3_sharing.platform.postgres import Postgres, migrate
 from s3_sharing.platform.settings import Settings
+from s3_sharing.platform.storage import S3Buckets
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 HISTORY_COLUMNS = ("finished", "source", "entity", "key", "status", "read", "created", "updated", "rejected")
 
 
 def run_source(
-    defs: dg.Definitions, instance: dg.DagsterInstance, source_id: str, entities: Sequence[str] | None = None
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    source_id: str,
+    entities: Sequence[str] | None = None,
+    replay: str | None = None,
 ) -> tuple[dg.ExecuteInProcessResult, list[dict[str, Any]]]:
-    """Run the source's import job (or only these entities); the result and each file's metadata."""
+    """Run the source's import job (or only these entities; or replay one file of one entity); the
+    result and each file's metadata."""
     job = defs.resolve_job_def(import_job_name(source_id))
     selection = [import_key(source_id, e) for e in entities] if entities else None
+    run_config: dict[str, Any] = dict(QUIET)
+    if replay is not None and entities:
+        op = import_key(source_id, entities[0]).to_python_identifier()
+        run_config["ops"] = {op: {"config": {"replay": [replay]}}}
     result = job.execute_in_process(
-        instance=instance, asset_selection=selection, raise_on_error=False, run_config=QUIET
+        instance=instance, asset_selection=selection, raise_on_error=False, run_config=run_config
     )
     files = []
     for event in result.get_asset_materialization_events():
@@ -65,20 +78,60 @@ def history_table(records: Sequence[tuple[Any, ...]]) -> str:
 
 
 def cmd_imports_run(settings: Settings, args: argparse.Namespace) -> int:
+    source = read_sources(settings.import_sources).get(args.source)
+    if args.dry_run:
+        return _dry_run(settings, source, args.entity)
+    return _run(settings, args.source, args.entity)
+
+
+def cmd_imports_replay(settings: Settings, args: argparse.Namespace) -> int:
+    item = read_sources(settings.import_sources).get(args.source).entity_for(args.key)
+    return _run(settings, args.source, [item.entity], replay=args.key)
+
+
+def _run(settings: Settings, source_id: str, entities: list[str] | None, replay: str | None = None) -> int:
     from s3_sharing.cli.runbook import dagster_instance
     from s3_sharing.definitions import build_definitions
 
-    read_sources(settings.import_sources).get(args.source)  # a clear error for an unknown source
-    result, files = run_source(build_definitions(settings), dagster_instance(), args.source, args.entity)
+    result, files = run_source(build_definitions(settings), dagster_instance(), source_id, entities, replay)
     if files:
-        print(history_table(history(_postgres(settings), args.source, run_id=result.run_id)))
+        print(history_table(history(_postgres(settings), source_id, run_id=result.run_id)))
     else:
-        print(f"{args.source}: no new files")
+        print(f"{source_id}: no new files")
     if not result.success:
         for event in result.all_events:
             if event.event_type_value == "STEP_FAILURE" and event.step_failure_data:
                 print(f"{event.step_key} failed: {event.step_failure_data.error.message.strip()}")
     return 0 if result.success else 1
+
+
+def _dry_run(settings: Settings, source: ImportSource, entities: list[str] | None) -> int:
+    postgres = _postgres(settings)
+    with postgres.connect() as connection:
+        migrate(connection)
+    outcomes = Importer(source, source.open_bucket(S3Buckets()), postgres).dry_run(entities)
+    for outcome in outcomes:
+        print(outcome.describe())
+    print(f"{source.id}: dry run of {len(outcomes)} files; nothing was loaded or recorded")
+    return 0
+
+
+def cmd_onboard_import(settings: Settings, args: argparse.Namespace) -> int:
+    from s3_sharing.cli.main import caller_principal
+
+    source = read_sources(settings.import_sources).get(args.source)
+    print(import_onboarding_pack(source, args.platform_principal or caller_principal()))
+    return 0
+
+
+def cmd_verify_import_access(settings: Settings, args: argparse.Namespace) -> int:
+    source = read_sources(settings.import_sources).get(args.source)
+    steps = verify_import_access(source, S3Buckets())
+    for step in steps:
+        print(step.line())
+    ok = all(step.ok for step in steps)
+    print(f"verify-import-access {source.id}: {'connection OK' if ok else 'connection NOT ready'}")
+    return 0 if ok else 1
 
 
 def cmd_imports_history(settings: Settings, args: argparse.Namespace) -> int:
@@ -97,9 +150,28 @@ def add_import_commands(commands: Any) -> None:
     run = actions.add_parser("run", help="import a source's new files now (recorded in Dagster)")
     run.add_argument("source", help="an import source id")
     run.add_argument("--entity", action="append", help="only this entity (repeatable)")
+    run.add_argument(
+        "--dry-run", action="store_true", help="validate and write the error files; load nothing"
+    )
     run.set_defaults(run=cmd_imports_run)
+    replay = actions.add_parser("replay", help="import one file again, even if it was imported")
+    replay.add_argument("source", help="an import source id")
+    replay.add_argument("key", help="the file's key in the source's bucket, e.g. riesgos/2026-11-01.csv")
+    replay.set_defaults(run=cmd_imports_replay)
     past = actions.add_parser("history", help="the processed-file ledger, newest first")
     past.add_argument("--source")
     past.add_argument("--entity")
     past.add_argument("--status", choices=["imported", "rejected"])
     past.set_defaults(run=cmd_imports_history)
+
+    onboard = commands.add_parser("onboard-import", help="what to ask an import source's customer for")
+    onboard.add_argument("source", help="an import source id")
+    onboard.add_argument(
+        "--platform-principal", help="the IAM principal that assumes import roles (default: current)"
+    )
+    onboard.set_defaults(run=cmd_onboard_import)
+    access = commands.add_parser(
+        "verify-import-access", help="list, read and write a probe in an import source's bucket"
+    )
+    access.add_argument("source", help="an import source id")
+    access.set_defaults(run=cmd_verify_import_access)

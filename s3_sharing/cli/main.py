@@ -20,7 +20,7 @@ from s3_sharing.outbound.onboarding import onboarding_pack, verify_access
 from s3_sharing.outbound.registry import Business, RegistryError, read_registry
 from s3_sharing.platform.postgres import PostgresNotConfigured
 from s3_sharing.platform.settings import LOCAL_DIR, Settings, SettingsError
-from s3_sharing.platform.storage import S3Buckets
+from s3_sharing.platform.storage import S3Buckets, StorageError
 from s3_sharing.platform.time import (
     Cadence,
     PartitionKeyError,
@@ -130,11 +130,11 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_onboard(settings: Settings, args: argparse.Namespace) -> int:
     """What to give the business and what it must give: role ARN, policies, checklist."""
     business = _business(settings, args.business)
-    print(onboarding_pack(business, args.platform_principal or _caller_principal()))
+    print(onboarding_pack(business, args.platform_principal or caller_principal()))
     return 0
 
 
-def _caller_principal() -> str:
+def caller_principal() -> str:
     """The IAM principal of the platform's current credentials (an assumed role's role ARN)."""
     try:
         arn = boto3.session.Session().client("sts").get_caller_identity()["Arn"]
@@ -247,6 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ValueError,
         GraphQLError,
         PostgresNotConfigured,
+        StorageError,
     ) as error:
         print(f"s3-sharing {args.command}: {error}", file=sys.stderr)
         return 2

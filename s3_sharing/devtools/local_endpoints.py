@@ -224,14 +224,14 @@ class LocalEndpoints:
             iam.create_user(UserName=CUSTOMER_USER)
             iam.put_user_policy(
                 UserName=CUSTOMER_USER,
-                PolicyName="write-import-buckets",
+                PolicyName="own-import-buckets",
                 PolicyDocument=json.dumps(
                     {
                         "Version": "2012-10-17",
                         "Statement": [
                             {
                                 "Effect": "Allow",
-                                "Action": ["s3:PutObject", "s3:GetObject", "s3:ListBucket"],
+                                "Action": "s3:*",  # the customer's own buckets
                                 "Resource": [
                                     f"arn:aws:s3:::{b}{suffix}" for b in buckets for suffix in ("", "/*")
                                 ],

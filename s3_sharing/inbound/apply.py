@@ -29,6 +29,14 @@ class Applied:
     updated: int
 
 
+@dataclass(frozen=True)
+class Rejected:
+    """Rows only the database could judge: all of them, and those whose parent does not exist."""
+
+    rows: int
+    orphaned: int
+
+
 def _copy_in(connection: psycopg.Connection, statement: sql.Composable, path: Path) -> None:
     with connection.cursor() as cursor, cursor.copy(statement) as copy, path.open("rb") as source:
         while chunk := source.read(COPY_CHUNK):
@@ -38,6 +46,8 @@ def _copy_in(connection: psycopg.Connection, statement: sql.Composable, path: Pa
 def stage(connection: psycopg.Connection, item: EntityImport, clean: Path, errors: Path) -> None:
     """Temporary ``staging`` (typed like the target) filled from ``clean``; ``rejected`` from ``errors``."""
     fields = target_fields(item)
+    # dropped at commit, but a dry run keeps one transaction (a savepoint per file) for all files
+    connection.execute("DROP TABLE IF EXISTS pg_temp.staging, pg_temp.rejected")
     columns = [
         sql.SQL("{} {}").format(sql.Identifier(f.column), sql.SQL(POSTGRES_TYPES[f.type])) for f in fields
     ]
@@ -79,10 +89,10 @@ def _reject(
     return deleted.rowcount
 
 
-def reject(connection: psycopg.Connection, source_id: str, item: EntityImport) -> int:
-    """Move to ``rejected`` the staged rows only the database can judge; how many rows it moved."""
+def reject(connection: psycopg.Connection, source_id: str, item: EntityImport) -> Rejected:
+    """Move to ``rejected`` the staged rows only the database can judge."""
     entity = ENTITIES[item.entity]
-    key_header = item.mapping["referenceCode"]
+    key_header, orphaned = item.mapping["referenceCode"], 0
     connection.execute(  # one sort, not a lookup per row
         "UPDATE staging s SET first_line = d.first_line FROM (SELECT line, min(line) OVER"
         " (PARTITION BY reference_code) AS first_line FROM staging) d"
@@ -103,7 +113,7 @@ def reject(connection: psycopg.Connection, source_id: str, item: EntityImport) -
             ).format(parent=sql.Identifier(ENTITIES[entity.parent].table)),
             (source_id,),
         )
-        count += _reject(
+        orphaned = _reject(
             connection,
             sql.SQL("s.parent_reference_code IS NOT NULL AND s.parent_id IS NULL"),
             item.mapping[PARENT_REFERENCE_CODE],
@@ -112,6 +122,7 @@ def reject(connection: psycopg.Connection, source_id: str, item: EntityImport) -
                 f"no {entity.parent} with this referenceCode (a parent is imported before its children)"
             ),
         )
+        count += orphaned
     if item.action == "create":
         count += _reject(
             connection,
@@ -130,7 +141,7 @@ def reject(connection: psycopg.Connection, source_id: str, item: EntityImport) -
             sql.Literal(f"no such {entity.name}; update does not create (use create or upsert)"),
             (source_id,),
         )
-    return count
+    return Rejected(count, orphaned)
 
 
 def _existing(table: str) -> sql.Composable:

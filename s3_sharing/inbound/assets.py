@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
+from pydantic import Field
 
 from s3_sharing.inbound.importer import FileOutcome, Importer
 from s3_sharing.inbound.sources import EntityImport, ImportSource, ImportSources
@@ -19,6 +20,12 @@ from s3_sharing.platform.storage import GcsArchive, S3Buckets, StorageError
 
 TRIGGER_TAG = "s3_sharing/import_source"
 FILES_ACCOUNTED, REJECTED_ROWS, FILES_ARRIVING = "files_accounted", "rejected_rows", "files_arriving"
+PARENTS_RESOLVED = "parents_resolved"
+
+
+class ImportRunConfig(dg.Config):
+    replay: list[str] = Field(default_factory=list)
+    """Keys of files to import again even though the ledger has them (and nothing else)."""
 
 
 def import_key(source_id: str, entity: str) -> dg.AssetKey:
@@ -54,6 +61,17 @@ def _build_entity_asset(source: ImportSource, item: EntityImport) -> dg.AssetsDe
             dg.AssetCheckSpec(
                 FILES_ARRIVING, asset=key, description="a file arrived within the schedule's period"
             ),
+            *(
+                [
+                    dg.AssetCheckSpec(
+                        PARENTS_RESOLVED,
+                        asset=key,
+                        description=f"every row's {parent} exists (rows naming an unknown one are rejected)",
+                    )
+                ]
+                if parent
+                else []
+            ),
         ],
         deps=deps,
         group_name=f"imports_{source.id}",
@@ -62,7 +80,11 @@ def _build_entity_asset(source: ImportSource, item: EntityImport) -> dg.AssetsDe
         f"{item.folder}{item.pattern} ({item.action}, {item.error_policy}).",
     )
     def entity_import(
-        context: dg.AssetExecutionContext, postgres: Postgres, s3: S3Buckets, archive: GcsArchive
+        context: dg.AssetExecutionContext,
+        config: ImportRunConfig,
+        postgres: Postgres,
+        s3: S3Buckets,
+        archive: GcsArchive,
     ) -> Iterator[Any]:
         with postgres.connect() as connection:
             migrate(connection)
@@ -71,12 +93,18 @@ def _build_entity_asset(source: ImportSource, item: EntityImport) -> dg.AssetsDe
         except StorageError as error:  # wrong or revoked credentials: this source only, said plainly
             raise dg.Failure(str(error)) from None
         importer = Importer(source, bucket, postgres, archive, context.run.run_id)
-        pending = importer.pending(item)
-        context.log.info(f"{len(pending)} new files in s3://{source.connection.bucket}/{item.folder}")
+        if config.replay:
+            pending = [f for f in importer.listing(item) if f.key in config.replay]
+            absent = sorted(set(config.replay) - {f.key for f in pending})
+            if absent:
+                raise dg.Failure(f"{source.id}/{item.entity}: no file {', '.join(absent)} to replay")
+        else:
+            pending = importer.pending(item)
+        context.log.info(f"{len(pending)} files to import from s3://{source.connection.bucket}/{item.folder}")
         outcomes, failures = [], []
         for file in pending:
             try:
-                outcome = importer.import_file(item, file)
+                outcome = importer.import_file(item, file, replay=bool(config.replay))
             except Exception as error:  # the other files are still tried; nothing of this one committed
                 failures.append(f"{file.key}: {type(error).__name__}: {error}")
                 context.log.error(f"import of {file.key} failed, left for the next run: {failures[-1]}")
@@ -94,7 +122,7 @@ def _build_entity_asset(source: ImportSource, item: EntityImport) -> dg.AssetsDe
                 f"{len(failures)} of {len(pending)} files of {source.id}/{item.entity} failed",
                 metadata={"failed": "\n".join(failures)},
             )
-        read, rejected = sum(o.rows_read for o in outcomes), sum(o.rows_rejected for o in outcomes)
+        rejected = sum(o.rows_rejected for o in outcomes)
         yield dg.MaterializeResult(
             metadata={
                 "files_imported": sum(o.status == "imported" for o in outcomes),
@@ -104,14 +132,15 @@ def _build_entity_asset(source: ImportSource, item: EntityImport) -> dg.AssetsDe
                 "rows_rejected": rejected,
             }
         )
-        yield from _checks(importer, item, read, rejected)
+        yield from _checks(importer, item, outcomes)
 
     return entity_import
 
 
 def _checks(
-    importer: Importer, item: EntityImport, read: int, rejected: int
+    importer: Importer, item: EntityImport, outcomes: list[FileOutcome]
 ) -> Iterator[dg.AssetCheckResult]:
+    read, rejected = sum(o.rows_read for o in outcomes), sum(o.rows_rejected for o in outcomes)
     unaccounted = importer.unaccounted(item)
     yield dg.AssetCheckResult(
         check_name=FILES_ACCOUNTED,
@@ -136,6 +165,13 @@ def _checks(
             "period_days": period,
         },
     )
+    if item.definition.parent:
+        orphans = {o.key: o.rows_orphaned for o in outcomes if o.rows_orphaned}
+        yield dg.AssetCheckResult(
+            check_name=PARENTS_RESOLVED,
+            passed=not orphans,
+            metadata={"rows_orphaned": sum(orphans.values()), "files": list(orphans)[:50]},
+        )
 
 
 def build_import_definitions(

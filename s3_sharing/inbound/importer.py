@@ -24,14 +24,15 @@ from typing import Literal
 import psycopg
 
 from s3_sharing.inbound.apply import Applied, apply_rows, reject, stage, write_error_file
-from s3_sharing.inbound.catalog import parents_first
 from s3_sharing.inbound.sources import EntityImport, ImportSource
 from s3_sharing.inbound.validation import ERROR_COLUMNS, FileRejected, validate
 from s3_sharing.platform.postgres import Postgres
-from s3_sharing.platform.storage import Bucket, GcsArchive
+from s3_sharing.platform.storage import Bucket, GcsArchive, StorageError
 
 Status = Literal["imported", "rejected", "skipped"]
 ERROR_FILE_TYPE = "text/csv"
+IMPORTED_TAG = "s3-sharing-import"
+"""The tag set on an imported file where the source allows it (``tag_imported_files``)."""
 
 
 @dataclass(frozen=True)
@@ -53,18 +54,25 @@ class FileOutcome:
     rows_created: int = 0
     rows_updated: int = 0
     rows_rejected: int = 0
+    rows_orphaned: int = 0
     seconds: float = 0.0
     error_file: str | None = None
     message: str | None = None
     extra_headers: list[str] = field(default_factory=list)
+    attempt: int = 0
+    dry_run: bool = False
+    tagging_failed: str | None = None
 
     def describe(self) -> str:
         counts = (
             f"{self.rows_read} read, {self.rows_created} created, {self.rows_updated} updated, "
             f"{self.rows_rejected} rejected"
         )
+        status = f"{self.status} (dry run: nothing loaded)" if self.dry_run else self.status
         tail = f"; errors: {self.error_file}" if self.error_file else ""
-        return f"{self.source}/{self.entity} {self.key}: {self.status} ({self.message or counts}){tail}"
+        if self.tagging_failed:
+            tail += f"; not tagged: {self.tagging_failed}"
+        return f"{self.source}/{self.entity} {self.key}: {status} ({self.message or counts}){tail}"
 
     def metadata(self) -> dict[str, object]:
         return {k: v for k, v in asdict(self).items() if v not in (None, [])}
@@ -81,6 +89,13 @@ def _sha256(path: Path) -> str:
 def _lock_key(*parts: str) -> int:
     """A signed 64-bit advisory lock key for one file of one source and entity."""
     return int.from_bytes(hashlib.sha256("\0".join(parts).encode()).digest()[:8], "big", signed=True)
+
+
+def list_files(bucket: Bucket, item: EntityImport) -> list[SourceFile]:
+    """The files of the entity's folder that match its pattern (not in subfolders), by key."""
+    found = bucket.objects(item.folder)
+    files = [SourceFile(key, size, etag) for key, (size, etag) in found.items() if item.takes(key)]
+    return sorted(files, key=lambda f: f.key)
 
 
 class Importer:
@@ -100,20 +115,8 @@ class Importer:
         self.archive = archive
         self.run_id = run_id
 
-    def entities(self, only: list[str] | None = None) -> list[EntityImport]:
-        """The source's entities (or ``only`` these), parents first."""
-        names = [i.entity for i in self.source.entities if only is None or i.entity in only]
-        return [self.source.entity(name) for name in parents_first(names)]
-
     def listing(self, item: EntityImport) -> list[SourceFile]:
-        """The files of the entity's folder that match its pattern (not in subfolders), by key."""
-        found = self.bucket.objects(item.folder)
-        files = [
-            SourceFile(key, size, etag)
-            for key, (size, etag) in found.items()
-            if "/" not in key.removeprefix(item.folder) and item.matches(PurePosixPath(key).name)
-        ]
-        return sorted(files, key=lambda f: f.key)
+        return list_files(self.bucket, item)
 
     def pending(self, item: EntityImport) -> list[SourceFile]:
         """Listed files the ledger has not seen under this key and ETag."""
@@ -130,11 +133,37 @@ class Importer:
 
     def run(self, only: list[str] | None = None) -> Iterator[FileOutcome]:
         """Every pending file of every entity, parents first, each in key order."""
-        for item in self.entities(only):
+        for item in self.source.in_order(only):
             for file in self.pending(item):
                 yield self.import_file(item, file)
 
-    def import_file(self, item: EntityImport, file: SourceFile) -> FileOutcome:
+    def import_file(self, item: EntityImport, file: SourceFile, *, replay: bool = False) -> FileOutcome:
+        """Import one file in its own transaction. ``replay`` imports it again even if the ledger
+        has it (a new attempt; idempotent for create, update and upsert alike)."""
+        with self.postgres.connect() as connection:
+            return self._import_file(connection, item, file, replay=replay)
+
+    def dry_run(self, only: list[str] | None = None) -> list[FileOutcome]:
+        """Every pending file checked and applied as a run would (parents before children, so a
+        child sees this run's parents), in one transaction that is then rolled back: nothing is
+        loaded or recorded; the error files are published as ``<name>.dry-run.errors.csv``."""
+        outcomes = []
+        with self.postgres.connect() as connection, connection.transaction() as everything:
+            for item in self.source.in_order(only):
+                for file in self.pending(item):
+                    outcomes.append(self._import_file(connection, item, file, dry_run=True))
+            raise psycopg.Rollback(everything)
+        return outcomes
+
+    def _import_file(
+        self,
+        connection: psycopg.Connection,
+        item: EntityImport,
+        file: SourceFile,
+        *,
+        replay: bool = False,
+        dry_run: bool = False,
+    ) -> FileOutcome:
         started = time.monotonic()
         started_at = datetime.now(UTC)
         with tempfile.TemporaryDirectory(prefix="s3-sharing-import-") as private:  # mode 0700
@@ -144,29 +173,41 @@ class Importer:
             outcome = FileOutcome(
                 self.source.id, item.entity, file.key, "imported", original.stat().st_size, _sha256(original)
             )
-            with self.postgres.connect() as connection, connection.transaction():
+            outcome.dry_run = dry_run
+            with connection.transaction():  # a savepoint inside a dry run's transaction
                 connection.execute(
                     "SELECT pg_advisory_xact_lock(%s)",
                     (_lock_key(self.source.id, item.entity, self.bucket.location.bucket, file.key),),
                 )
-                if self._already_imported(connection, item, file, outcome):
+                outcome.attempt = self._attempt(connection, item, file, outcome)
+                if outcome.attempt and not replay:
                     outcome.status = "skipped"
                     outcome.message = "this content under this key was imported before"
                     self._remember_etag(connection, item, file, outcome)
                 else:
                     self._import(connection, item, file, outcome, work, started_at)
+        if self.source.tag_imported_files and outcome.status != "skipped" and not dry_run:
+            self._tag(file, outcome)
         outcome.seconds = round(time.monotonic() - started, 3)
         return outcome
 
-    def _already_imported(
+    def _tag(self, file: SourceFile, outcome: FileOutcome) -> None:
+        """Best effort: the ledger, not the tag, is the truth; a refusal is reported, not raised."""
+        try:
+            self.bucket.tag(file.key, {IMPORTED_TAG: f"{outcome.status} {outcome.sha256[:16]}"})
+        except StorageError as error:
+            outcome.tagging_failed = str(error)
+
+    def _attempt(
         self, connection: psycopg.Connection, item: EntityImport, file: SourceFile, outcome: FileOutcome
-    ) -> bool:
+    ) -> int:
+        """How many times the ledger has this content under this key (the next attempt's number)."""
         row = connection.execute(
-            "SELECT 1 FROM import_ledger WHERE source = %s AND entity = %s AND bucket = %s AND key = %s"
-            " AND sha256 = %s",
+            "SELECT count(*) FROM import_ledger WHERE source = %s AND entity = %s AND bucket = %s"
+            " AND key = %s AND sha256 = %s",
             (self.source.id, item.entity, self.bucket.location.bucket, file.key, outcome.sha256),
         ).fetchone()
-        return row is not None
+        return int(row[0]) if row else 0
 
     def _import(
         self,
@@ -190,7 +231,8 @@ class Importer:
             return
         outcome.rows_read, outcome.extra_headers = validated.rows_read, validated.extra_headers
         stage(connection, item, clean, errors)
-        rejected_rows = validated.rows_rejected + reject(connection, self.source.id, item)
+        judged = reject(connection, self.source.id, item)
+        rejected_rows, outcome.rows_orphaned = validated.rows_rejected + judged.rows, judged.orphaned
         applied = Applied(0, 0)
         if rejected_rows and item.error_policy == "reject_file":
             outcome.status = "rejected"
@@ -241,8 +283,8 @@ class Importer:
         started_at: datetime,
     ) -> int:
         row = connection.execute(
-            "INSERT INTO import_ledger (source, entity, bucket, key, etag, size, sha256, status, run_id,"
-            " started_at) VALUES (%s, %s, %s, %s, %s, %s, %s, 'imported', %s, %s) RETURNING id",
+            "INSERT INTO import_ledger (source, entity, bucket, key, etag, size, sha256, attempt, status,"
+            " run_id, started_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'imported', %s, %s) RETURNING id",
             (
                 self.source.id,
                 item.entity,
@@ -251,6 +293,7 @@ class Importer:
                 file.etag,
                 outcome.size,
                 outcome.sha256,
+                outcome.attempt,
                 self.run_id,
                 started_at,
             ),
@@ -262,13 +305,15 @@ class Importer:
     def _record(connection: psycopg.Connection, import_id: int, outcome: FileOutcome) -> None:
         connection.execute(
             "UPDATE import_ledger SET status = %s, rows_read = %s, rows_created = %s, rows_updated = %s,"
-            " rows_rejected = %s, error_file = %s, message = %s, finished_at = now() WHERE id = %s",
+            " rows_rejected = %s, rows_orphaned = %s, error_file = %s, message = %s, finished_at = now()"
+            " WHERE id = %s",
             (
                 outcome.status,
                 outcome.rows_read,
                 outcome.rows_created,
                 outcome.rows_updated,
                 outcome.rows_rejected,
+                outcome.rows_orphaned,
                 outcome.error_file,
                 outcome.message,
                 import_id,
@@ -281,11 +326,13 @@ class Importer:
         """``<folder><errors folder><name>.errors.csv`` in the customer's bucket, and in the archive
         under the file's SHA-256 (a changed file's errors never overwrite the earlier ones there)."""
         name = PurePosixPath(file.key).name
-        key = f"{item.folder}{self.source.errors_folder}{name}.errors.csv"
+        suffix = ".dry-run.errors.csv" if outcome.dry_run else ".errors.csv"
+        key = f"{item.folder}{self.source.errors_folder}{name}{suffix}"
         uri = self.bucket.upload_file(key, path, content_type=ERROR_FILE_TYPE)
-        if self.archive is not None:
+        if self.archive is not None and not outcome.dry_run:
+            replay = f"/replay-{outcome.attempt}" if outcome.attempt else ""
             self.archive.upload_file(
-                f"imports/{self.source.id}/{item.entity}/{outcome.sha256[:16]}/{name}.errors.csv",
+                f"imports/{self.source.id}/{item.entity}/{outcome.sha256[:16]}{replay}/{name}.errors.csv",
                 path,
                 content_type=ERROR_FILE_TYPE,
             )

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from s3_sharing.inbound.catalog import ENTITIES, PARENT_REFERENCE_CODE, REFERENCE_CODE, Entity
+from s3_sharing.inbound.catalog import ENTITIES, PARENT_REFERENCE_CODE, REFERENCE_CODE, Entity, parents_first
 from s3_sharing.platform.storage import AssumedRole, Bucket, BucketLocation, S3Buckets, StorageError
 from s3_sharing.platform.yaml_registry import read_registry_file
 
@@ -164,8 +164,10 @@ class EntityImport(_Strict):
         required = [f.name for f in entity.fields if f.required]
         return required + ([PARENT_REFERENCE_CODE] if entity.parent else [])
 
-    def matches(self, file_name: str) -> bool:
-        return fnmatch.fnmatchcase(file_name, self.pattern)
+    def takes(self, key: str) -> bool:
+        """Whether ``key`` is a file of this entity: in its folder (not below) and matching its pattern."""
+        name = key.removeprefix(self.folder)
+        return key.startswith(self.folder) and "/" not in name and fnmatch.fnmatchcase(name, self.pattern)
 
     @property
     def definition(self) -> Entity:
@@ -179,6 +181,9 @@ class ImportSource(_Strict):
     connection: Connection
     schedule: Schedule = Schedule()
     errors_folder: str = "_errors/"
+    tag_imported_files: bool = False
+    """Tag each imported file in the customer's bucket (needs s3:GetObjectTagging and
+    s3:PutObjectTagging); best effort, the ledger stays the truth."""
     """Where error files go, under each entity's folder."""
     entities: list[EntityImport] = Field(min_length=1)
 
@@ -215,6 +220,19 @@ class ImportSource(_Strict):
         if unset:
             raise StorageError(f"{owner}: connection: environment variable {', '.join(unset)} is not set")
         return s3.open_with_keys(location, os.environ[names[0]], os.environ[names[1]], owner=owner)
+
+    def entity_for(self, key: str) -> EntityImport:
+        """The entity whose folder and pattern take the file ``key``."""
+        for item in self.entities:
+            if item.takes(key):
+                return item
+        folders = ", ".join(f"{i.folder}{i.pattern}" for i in self.entities)
+        raise UnknownSource(f"source {self.id!r}: {key!r} is in no entity folder ({folders})")
+
+    def in_order(self, only: list[str] | None = None) -> list[EntityImport]:
+        """The source's entities (or ``only`` these), parents first."""
+        names = [i.entity for i in self.entities if only is None or i.entity in only]
+        return [self.entity(name) for name in parents_first(names)]
 
     def entity(self, name: str) -> EntityImport:
         for item in self.entities:

@@ -8,7 +8,6 @@ bucket ARN and adds that role to its bucket policy (and, with SSE-KMS, to its ke
 import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +24,7 @@ from s3_sharing.outbound.iam import (
 )
 from s3_sharing.outbound.layout import manifest_key
 from s3_sharing.outbound.registry import Business, Destination
-from s3_sharing.platform.storage import Bucket, S3Buckets, StorageError
+from s3_sharing.platform.storage import Bucket, S3Buckets, Step, StorageError, connect_step, denied
 
 PROBE_PREFIX = "_s3_sharing_probe/"
 EXAMPLE_WINDOW = datetime(2026, 1, 1, 9, tzinfo=UTC)
@@ -147,33 +146,17 @@ def onboarding_pack(business: Business, platform_principal: str) -> str:
     return "\n".join(sections)
 
 
-@dataclass(frozen=True)
-class Step:
-    """One step of the connection check, in plain words."""
-
-    name: str
-    ok: bool
-    detail: str
-
-    def line(self) -> str:
-        return f"{'OK  ' if self.ok else 'FAIL'} {self.name}: {self.detail}"
-
-
-def _denied(error: StorageError) -> bool:
-    return error.code in ("AccessDenied", "403")
-
-
 def _explain(error: StorageError, destination: Destination, action: str, resource: str) -> str:
     """The AWS error in plain words: which permission is missing, on which resource."""
-    denied = _denied(error)
+    refused = denied(error)
     if error.code == "NoSuchBucket":
         return f"bucket {destination.bucket} does not exist (or is not in {destination.region})"
-    if error.code.startswith("KMS") or (denied and "kms:" in str(error)):
+    if error.code.startswith("KMS") or (refused and "kms:" in str(error)):
         return (
             f"S3 could not use KMS key {destination.sse.kms_key_arn} for our role: the key policy "
             "must allow kms:GenerateDataKey and kms:Decrypt to the role (see `s3-sharing onboard`)"
         )
-    if denied:
+    if refused:
         return (
             f"permission missing: {action} on {resource} is not allowed to {destination.role_arn} "
             "(the bucket policy and the role's policy must both allow it; see `s3-sharing onboard`)"
@@ -188,22 +171,18 @@ def verify_access(business: Business, s3: S3Buckets) -> list[Step]:
     destination = business.destination
     probe = f"{PROBE_PREFIX}{uuid.uuid4().hex}.txt"
     objects = prefix_objects_arn(destination.bucket, destination.prefix)
-    steps: list[Step] = []
-
-    try:
-        writer = business.open_bucket(s3)
-    except StorageError as error:
-        if _denied(error):
-            detail = (
-                f"our platform identity may not assume {destination.role_arn}: the role's trust policy "
-                "must name our principal"
-                + (" with this business's external id" if destination.external_id else "")
-                + " and our identity must be allowed sts:AssumeRole on it"
-            )
-        else:
-            detail = str(error)
-        return [Step("assume role", False, detail)]
-    steps.append(Step("assume role", True, destination.role_arn))
+    writer, connected = connect_step(
+        lambda: business.open_bucket(s3),
+        "assume role",
+        f"our platform identity may not assume {destination.role_arn}: the role's trust policy must name "
+        "our principal"
+        + (" with this business's external id" if destination.external_id else "")
+        + " and our identity must be allowed sts:AssumeRole on it",
+        destination.role_arn,
+    )
+    steps = [connected]
+    if writer is None:
+        return steps
 
     def attempt(name: str, action: str, resource: str, run: Callable[[Bucket], str]) -> bool:
         try:

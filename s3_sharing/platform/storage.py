@@ -7,7 +7,7 @@ there is no emulator-specific code path here.
 """
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +35,33 @@ class StorageError(RuntimeError):
         super().__init__(message)
         self.code = code
         """The AWS error code (``AccessDenied``, ``NoSuchBucket``, ``KMS.NotFoundException``...)."""
+
+
+def denied(error: StorageError) -> bool:
+    return error.code in ("AccessDenied", "403")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a connection check ("Connect"), in plain words."""
+
+    name: str
+    ok: bool
+    detail: str
+
+    def line(self) -> str:
+        return f"{'OK  ' if self.ok else 'FAIL'} {self.name}: {self.detail}"
+
+
+def connect_step(
+    open_bucket: Callable[[], "Bucket"], name: str, refused: str, connected: str
+) -> tuple["Bucket | None", Step]:
+    """A connection check's first step: open the bucket; ``refused`` says why when it is denied."""
+    try:
+        bucket = open_bucket()
+    except StorageError as error:
+        return None, Step(name, False, refused if denied(error) else str(error))
+    return bucket, Step(name, True, connected)
 
 
 class GcsArchive(dg.ConfigurableResource):
@@ -172,6 +199,26 @@ class Bucket:
                     return None
                 raise
             return response["Body"].read()
+
+    def read_start(self, key: str, length: int) -> bytes:
+        """The first ``length`` bytes of an object (one ranged GET)."""
+        with _explained(self.owner, f"reading {self.uri(key)}"):
+            response = self.client.get_object(
+                Bucket=self.location.bucket, Key=self.location.prefix + key, Range=f"bytes=0-{length - 1}"
+            )
+            return response["Body"].read()
+
+    def tag(self, key: str, tags: dict[str, str]) -> None:
+        """Add ``tags`` to an object's tag set, keeping the tags it has."""
+        full_key = self.location.prefix + key
+        with _explained(self.owner, f"tagging {self.uri(key)}"):
+            kept = self.client.get_object_tagging(Bucket=self.location.bucket, Key=full_key)["TagSet"]
+            merged = {t["Key"]: t["Value"] for t in kept} | tags
+            self.client.put_object_tagging(
+                Bucket=self.location.bucket,
+                Key=full_key,
+                Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in merged.items()]},
+            )
 
     def objects(self, prefix: str = "") -> dict[str, tuple[int, str]]:
         """Every object under the prefix (and ``prefix`` below it), keys relative to the bucket's

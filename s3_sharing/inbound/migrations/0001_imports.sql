@@ -16,13 +16,16 @@ CREATE TABLE import_ledger (
     rows_created bigint NOT NULL DEFAULT 0,
     rows_updated bigint NOT NULL DEFAULT 0,
     rows_rejected bigint NOT NULL DEFAULT 0,
+    rows_orphaned bigint NOT NULL DEFAULT 0,  -- of the rejected: a parent that does not exist
+    attempt integer NOT NULL DEFAULT 0,  -- 0, then 1, 2 ... for each replay of this content
     error_file text,
     message text,
     run_id text,
     started_at timestamp with time zone NOT NULL,
     finished_at timestamp with time zone NOT NULL DEFAULT now(),
-    -- The same content under the same key is imported once; new content under it is a new import.
-    UNIQUE (source, entity, bucket, key, sha256)
+    -- The same content under the same key is imported once (unless an operator replays it); new
+    -- content under it is a new import.
+    UNIQUE (source, entity, bucket, key, sha256, attempt)
 );
 CREATE INDEX import_ledger_by_key ON import_ledger (source, entity, bucket, key, etag);
 
