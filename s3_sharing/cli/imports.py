@@ -8,11 +8,12 @@ from typing import Any
 
 import dagster as dg
 
-from s3_sharing.inbound.assets import import_job_name, import_key
+from s3_sharing.inbound.assets import import_job_name, import_key, sealer_for
 from s3_sharing.inbound.importer import Importer
 from s3_sharing.inbound.onboarding import import_onboarding_pack, verify_import_access
 from s3_sharing.inbound.sources import ImportSource, read_sources
 from s3_sharing.platform.postgres import Postgres, migrate
+from s3_sharing.platform.resources import PlatformKeys
 from s3_sharing.platform.settings import Settings
 from s3_sharing.platform.storage import S3Buckets
 
@@ -109,7 +110,15 @@ def _dry_run(settings: Settings, source: ImportSource, entities: list[str] | Non
     postgres = _postgres(settings)
     with postgres.connect() as connection:
         migrate(connection)
-    outcomes = Importer(source, source.open_bucket(S3Buckets()), postgres).dry_run(entities)
+    passphrase = settings.signing_key_passphrase
+    keys = PlatformKeys(
+        signing_key_file=str(settings.signing_key_file),
+        signing_key_passphrase=passphrase.get_secret_value() if passphrase else None,
+        audit_key_file=str(settings.audit_key_file),
+    )
+    sealer = sealer_for(source, keys)
+    bucket = source.open_bucket(S3Buckets())
+    outcomes = Importer(source, bucket, postgres, sealer=sealer).dry_run(entities)
     for outcome in outcomes:
         print(outcome.describe())
     print(f"{source.id}: dry run of {len(outcomes)} files; nothing was loaded or recorded")

@@ -17,7 +17,7 @@ from s3_sharing.definitions import build_definitions
 from s3_sharing.devtools import datagen
 from s3_sharing.devtools.dagster_dev import GraphQLError
 from s3_sharing.outbound.onboarding import onboarding_pack, verify_access
-from s3_sharing.outbound.registry import Business, RegistryError, read_registry
+from s3_sharing.outbound.registry import Business, read_registry
 from s3_sharing.platform.postgres import PostgresNotConfigured
 from s3_sharing.platform.settings import LOCAL_DIR, Settings, SettingsError
 from s3_sharing.platform.storage import S3Buckets, StorageError
@@ -30,6 +30,7 @@ from s3_sharing.platform.time import (
     require_partition,
     windows_inside,
 )
+from s3_sharing.platform.yaml_registry import RegistryError
 from s3_sharing.transform.dbt_assets import (
     dbt_project,
     prepare,

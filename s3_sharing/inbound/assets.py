@@ -13,9 +13,11 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from s3_sharing.inbound.importer import FileOutcome, Importer
+from s3_sharing.inbound.importer import FileOutcome, Importer, error_file_sealer
 from s3_sharing.inbound.sources import EntityImport, ImportSource, ImportSources
+from s3_sharing.platform.crypto import Sealer
 from s3_sharing.platform.postgres import Postgres, migrate
+from s3_sharing.platform.resources import PlatformKeys
 from s3_sharing.platform.storage import GcsArchive, S3Buckets, StorageError
 
 TRIGGER_TAG = "s3_sharing/import_source"
@@ -26,6 +28,13 @@ PARENTS_RESOLVED = "parents_resolved"
 class ImportRunConfig(dg.Config):
     replay: list[str] = Field(default_factory=list)
     """Keys of files to import again even though the ledger has them (and nothing else)."""
+
+
+def sealer_for(source: ImportSource, keys: PlatformKeys) -> Sealer | None:
+    """The source's error file sealer; the platform's keys are read only for a source with a key."""
+    if source.public_key_armor is None:
+        return None
+    return error_file_sealer(source, keys.signing_key()[0], keys.audit_cert())
 
 
 def import_key(source_id: str, entity: str) -> dg.AssetKey:
@@ -85,6 +94,7 @@ def _build_entity_asset(source: ImportSource, item: EntityImport) -> dg.AssetsDe
         postgres: Postgres,
         s3: S3Buckets,
         archive: GcsArchive,
+        keys: PlatformKeys,
     ) -> Iterator[Any]:
         with postgres.connect() as connection:
             migrate(connection)
@@ -92,7 +102,7 @@ def _build_entity_asset(source: ImportSource, item: EntityImport) -> dg.AssetsDe
             bucket = source.open_bucket(s3)
         except StorageError as error:  # wrong or revoked credentials: this source only, said plainly
             raise dg.Failure(str(error)) from None
-        importer = Importer(source, bucket, postgres, archive, context.run.run_id)
+        importer = Importer(source, bucket, postgres, archive, context.run.run_id, sealer_for(source, keys))
         if config.replay:
             pending = [f for f in importer.listing(item) if f.key in config.replay]
             absent = sorted(set(config.replay) - {f.key for f in pending})

@@ -19,18 +19,19 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Any, Literal
 
 import psycopg
 
 from s3_sharing.inbound.apply import Applied, apply_rows, reject, stage, write_error_file
 from s3_sharing.inbound.sources import EntityImport, ImportSource
 from s3_sharing.inbound.validation import ERROR_COLUMNS, FileRejected, validate
+from s3_sharing.platform import crypto
 from s3_sharing.platform.postgres import Postgres
 from s3_sharing.platform.storage import Bucket, GcsArchive, StorageError
 
 Status = Literal["imported", "rejected", "skipped"]
-ERROR_FILE_TYPE = "text/csv"
+ERROR_FILE_TYPE, SEALED_TYPE = "text/csv", "application/pgp-encrypted"
 IMPORTED_TAG = "s3-sharing-import"
 """The tag set on an imported file where the source allows it (``tag_imported_files``)."""
 
@@ -98,6 +99,15 @@ def list_files(bucket: Bucket, item: EntityImport) -> list[SourceFile]:
     return sorted(files, key=lambda f: f.key)
 
 
+def error_file_sealer(source: ImportSource, signer: Any, audit_cert: Any) -> crypto.Sealer:
+    """Seals the source's error files to its key and the audit key, signed by the platform."""
+    assert source.public_key_armor is not None
+    owner = f"import source {source.id!r}"
+    cert = crypto.load_cert(source.public_key_armor, owner)
+    crypto.require_unexpired(cert, owner)
+    return crypto.Sealer((cert, audit_cert), signer)
+
+
 class Importer:
     """Imports the files of one source; ``run_id`` is recorded with each ledger entry."""
 
@@ -108,12 +118,15 @@ class Importer:
         postgres: Postgres,
         archive: GcsArchive | None = None,
         run_id: str = "",
+        sealer: crypto.Sealer | None = None,
     ) -> None:
         self.source = source
         self.bucket = bucket
         self.postgres = postgres
         self.archive = archive
         self.run_id = run_id
+        self.sealer = sealer
+        """Seals error files (see ``error_file_sealer``); None: they are plain CSV."""
 
     def listing(self, item: EntityImport) -> list[SourceFile]:
         return list_files(self.bucket, item)
@@ -327,14 +340,19 @@ class Importer:
         under the file's SHA-256 (a changed file's errors never overwrite the earlier ones there)."""
         name = PurePosixPath(file.key).name
         suffix = ".dry-run.errors.csv" if outcome.dry_run else ".errors.csv"
+        content_type = ERROR_FILE_TYPE
+        if self.sealer is not None:
+            sealed = path.with_name(path.name + ".gpg")
+            self.sealer.seal_file(path, sealed, f"import source {self.source.id!r}")
+            path, suffix, content_type = sealed, suffix + ".gpg", SEALED_TYPE
         key = f"{item.folder}{self.source.errors_folder}{name}{suffix}"
-        uri = self.bucket.upload_file(key, path, content_type=ERROR_FILE_TYPE)
+        uri = self.bucket.upload_file(key, path, content_type=content_type)
         if self.archive is not None and not outcome.dry_run:
             replay = f"/replay-{outcome.attempt}" if outcome.attempt else ""
             self.archive.upload_file(
-                f"imports/{self.source.id}/{item.entity}/{outcome.sha256[:16]}{replay}/{name}.errors.csv",
+                f"imports/{self.source.id}/{item.entity}/{outcome.sha256[:16]}{replay}/{name}{suffix}",
                 path,
-                content_type=ERROR_FILE_TYPE,
+                content_type=content_type,
             )
         return uri
 

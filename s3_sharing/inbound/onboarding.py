@@ -78,6 +78,13 @@ def import_onboarding_pack(source: ImportSource, platform_principal: str) -> str
             f"{connection.secret_access_key_env}, never in the registry:",
             policy,
         ]
+    sections.append(
+        "- error files quote the rejected values: they are encrypted to the OpenPGP key you gave us "
+        "and signed by us (.errors.csv.gpg)"
+        if source.public_key is not None
+        else "- optionally, an OpenPGP public key: error files quote the rejected values, and are then "
+        "encrypted to it and signed by us (.errors.csv.gpg) instead of plain CSV"
+    )
     sections += ["", "== The files we import (CSV, UTF-8, a header line) =="]
     for item in source.in_order():
         sections += [

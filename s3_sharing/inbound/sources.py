@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from s3_sharing.inbound.catalog import ENTITIES, PARENT_REFERENCE_CODE, REFERENCE_CODE, Entity, parents_first
 from s3_sharing.platform.storage import AssumedRole, Bucket, BucketLocation, S3Buckets, StorageError
-from s3_sharing.platform.yaml_registry import read_registry_file
+from s3_sharing.platform.yaml_registry import PublicKey, read_public_key, read_registry_file
 
 _BUCKET = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"  # pydantic patterns: $ is the very end
 _ROLE_ARN = r"^arn:aws:iam::\d{12}:role/[\w+=,.@/-]{1,128}$"
@@ -181,10 +181,14 @@ class ImportSource(_Strict):
     connection: Connection
     schedule: Schedule = Schedule()
     errors_folder: str = "_errors/"
+    """Where error files go, under each entity's folder."""
+    public_key: PublicKey | None = None
+    """The customer's OpenPGP key: error files (which quote its values) are then encrypted to it
+    and signed by the platform, as ``<name>.errors.csv.gpg``."""
     tag_imported_files: bool = False
     """Tag each imported file in the customer's bucket (needs s3:GetObjectTagging and
     s3:PutObjectTagging); best effort, the ledger stays the truth."""
-    """Where error files go, under each entity's folder."""
+    _public_key_armor: str | None = PrivateAttr(default=None)
     entities: list[EntityImport] = Field(min_length=1)
 
     @field_validator("errors_folder")
@@ -220,6 +224,11 @@ class ImportSource(_Strict):
         if unset:
             raise StorageError(f"{owner}: connection: environment variable {', '.join(unset)} is not set")
         return s3.open_with_keys(location, os.environ[names[0]], os.environ[names[1]], owner=owner)
+
+    @property
+    def public_key_armor(self) -> str | None:
+        """The armored key, read and checked when the registry was read."""
+        return self._public_key_armor
 
     def entity_for(self, key: str) -> EntityImport:
         """The entity whose folder and pattern take the file ``key``."""
@@ -260,4 +269,9 @@ class ImportSources(_Strict):
 
 
 def read_sources(path: Path) -> ImportSources:
-    return read_registry_file(path, ImportSources, "sources", "source", "S3_SHARING_IMPORT_SOURCES")
+    sources = read_registry_file(path, ImportSources, "sources", "source", "S3_SHARING_IMPORT_SOURCES")
+    for source in sources.sources:
+        if source.public_key is not None:
+            where = f"{path}: source {source.id!r}: public_key"
+            source._public_key_armor = read_public_key(source.public_key, path, where)
+    return sources

@@ -10,7 +10,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-import pysequoia
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -24,7 +23,7 @@ from s3_sharing.outbound.datasets import Dataset
 from s3_sharing.outbound.layout import DEFAULT_TEMPLATES, Layout, LayoutError
 from s3_sharing.platform.storage import AssumedRole, Bucket, BucketLocation, S3Buckets
 from s3_sharing.platform.time import Cadence, Window
-from s3_sharing.platform.yaml_registry import RegistryError, read_registry_file
+from s3_sharing.platform.yaml_registry import PublicKey, read_public_key, read_registry_file
 
 _BUCKET_ARN = re.compile(r"^arn:aws:s3:::([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])$")
 _ROLE_ARN = re.compile(r"^arn:aws:iam::\d{12}:role/[\w+=,.@/-]{1,128}$")
@@ -83,19 +82,6 @@ class Destination(_Strict):
 
     def role(self) -> AssumedRole:
         return AssumedRole(self.role_arn, self.external_id)
-
-
-class PublicKey(_Strict):
-    """The business's OpenPGP certificate: a file (relative to the registry) or inline armor."""
-
-    file: Path | None = None
-    armor: str | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> "PublicKey":
-        if (self.file is None) == (self.armor is None):
-            raise ValueError("give exactly one of file or armor")
-        return self
 
 
 class Business(_Strict):
@@ -186,20 +172,4 @@ def read_registry(path: Path) -> Registry:
 
 
 def _public_key(path: Path, business: Business) -> str:
-    where = f"{path}: business {business.id!r}: public_key"
-    key = business.public_key
-    if key.file is not None:
-        key_path = key.file if key.file.is_absolute() else path.parent / key.file
-        try:
-            armor = key_path.read_text()
-        except OSError:
-            raise RegistryError(f"{where}.file: {key_path} cannot be read") from None
-    else:
-        armor = key.armor or ""
-    try:
-        cert = pysequoia.Cert.from_bytes(armor.encode())
-    except Exception as error:  # pysequoia raises plain exceptions for unparsable input
-        raise RegistryError(f"{where}: not an OpenPGP public key ({error})") from None
-    if cert.has_secret_keys:
-        raise RegistryError(f"{where}: contains a secret key; give the business's public key only")
-    return armor
+    return read_public_key(business.public_key, path, f"{path}: business {business.id!r}: public_key")

@@ -4,14 +4,50 @@ entry and the field, e.g. ``sources.yaml: source 'acme': connection.bucket: ...`
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pysequoia
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 Model = TypeVar("Model", bound=BaseModel)
 
 
 class RegistryError(ValueError):
     """A registry file cannot be used; each line names file, entry and field."""
+
+
+class PublicKey(BaseModel):
+    """An OpenPGP certificate: a file (relative to the registry) or inline armor."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    file: Path | None = None
+    armor: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "PublicKey":
+        if (self.file is None) == (self.armor is None):
+            raise ValueError("give exactly one of file or armor")
+        return self
+
+
+def read_public_key(key: PublicKey, registry: Path, where: str) -> str:
+    """The armored certificate, checked to be one and to hold no secret key; ``where`` names the
+    field in errors (``imports.yaml: source 'acme': public_key``)."""
+    if key.file is not None:
+        key_path = key.file if key.file.is_absolute() else registry.parent / key.file
+        try:
+            armor = key_path.read_text()
+        except OSError:
+            raise RegistryError(f"{where}.file: {key_path} cannot be read") from None
+    else:
+        armor = key.armor or ""
+    try:
+        cert = pysequoia.Cert.from_bytes(armor.encode())
+    except Exception as error:  # pysequoia raises plain exceptions for unparsable input
+        raise RegistryError(f"{where}: not an OpenPGP public key ({error})") from None
+    if cert.has_secret_keys:
+        raise RegistryError(f"{where}: contains a secret key; give the public key only")
+    return armor
 
 
 def read_registry_file(path: Path, model: type[Model], entries: str, noun: str, setting: str) -> Model:

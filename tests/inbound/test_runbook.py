@@ -4,10 +4,12 @@ real PostgreSQL, real files."""
 
 import pytest
 
-from s3_sharing.inbound.importer import IMPORTED_TAG, Importer
+from s3_sharing.inbound.importer import IMPORTED_TAG, Importer, error_file_sealer
 from s3_sharing.inbound.onboarding import import_onboarding_pack, sample_header, verify_import_access
+from s3_sharing.platform import crypto
 from s3_sharing.platform.storage import S3Buckets
 
+from ..gpg import Gpg
 from .conftest import CUSTOMER_BUCKET, source_entry, source_of, write_sources
 from .test_importer import EVENT_HEADER, RISK_HEADER, drop, error_lines, rows, run
 
@@ -172,3 +174,55 @@ def test_verify_import_access_stops_at_the_first_failure_in_plain_words(sources_
     steps = verify_import_access(source_of(write_sources(tmp_path / "x.yaml", [entry])), S3Buckets())
     assert [(s.name, s.ok) for s in steps] == [("connect", False)]
     assert "trust policy must name our principal" in steps[0].detail
+
+
+@pytest.fixture
+def keyed_sources(tmp_path, keys, request):
+    """The default source with the customer's OpenPGP key (``request.param``: which key file)."""
+    key_file = getattr(keys[request.param[0]], request.param[1])
+    return write_sources(tmp_path / "keyed.yaml", [source_entry(public_key={"file": str(key_file)})])
+
+
+@pytest.mark.parametrize("keyed_sources", [("acme", "public")], indirect=True)
+def test_error_files_are_sealed_to_the_customers_key_and_signed_by_us(
+    keyed_sources, customer, postgres, keys
+):
+    drop(customer, "riesgos/a.csv", RISK_HEADER, [["R-1", "", "operational", "3", ""]])
+    source = source_of(keyed_sources)
+    signer, _ = crypto.load_signer(keys["platform-signing"].secret.read_text(), None)
+    audit = crypto.load_cert(keys["audit"].public.read_text(), "audit key")
+    importer = Importer(
+        source, source.open_bucket(S3Buckets()), postgres, sealer=error_file_sealer(source, signer, audit)
+    )
+
+    (outcome,) = list(importer.run())
+
+    assert outcome.error_file == "s3://pirani-exports/riesgos/_errors/a.csv.errors.csv.gpg"
+    client = customer.customer_client()
+    listed = [
+        o["Key"]
+        for o in client.list_objects_v2(Bucket=CUSTOMER_BUCKET, Prefix="riesgos/_errors/")["Contents"]
+    ]
+    assert listed == ["riesgos/_errors/a.csv.errors.csv.gpg"]  # no plaintext copy
+    sealed = client.get_object(Bucket=CUSTOMER_BUCKET, Key=listed[0])["Body"].read()
+    gpg = Gpg(keys["acme"].secret, keys["platform-signing"].public)
+    try:
+        opened = gpg.open(sealed)
+    finally:
+        gpg.close()
+    assert opened.signed_by(keys["platform-signing"].fingerprint)
+    assert opened.rows == [
+        {
+            "line": "2",
+            "referenceCode": "R-1",
+            "column": "Nombre",
+            "value": "",
+            "message": "required value missing",
+        }
+    ]
+
+
+@pytest.mark.parametrize("keyed_sources", [("acme", "secret")], indirect=True)
+def test_a_secret_key_given_as_the_customers_key_is_refused_by_name(keyed_sources):
+    with pytest.raises(ValueError, match=r"keyed.yaml: source 'pirani': public_key: contains a secret key"):
+        source_of(keyed_sources)

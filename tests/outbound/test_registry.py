@@ -5,8 +5,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from s3_sharing.outbound.registry import RegistryError, load_registry
+from s3_sharing.outbound.registry import load_registry
 from s3_sharing.platform.time import Window
+from s3_sharing.platform.yaml_registry import RegistryError
 
 from ..conftest import registry_entry, write_registry
 
