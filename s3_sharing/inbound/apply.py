@@ -53,7 +53,7 @@ def stage(connection: psycopg.Connection, item: EntityImport, clean: Path, error
     ]
     connection.execute(
         sql.SQL(
-            "CREATE TEMPORARY TABLE staging (line bigint PRIMARY KEY, {}, parent_id bigint,"
+            "CREATE TEMPORARY TABLE staging (line bigint NOT NULL, {}, parent_id bigint,"
             " first_line bigint) ON COMMIT DROP"
         ).format(sql.SQL(", ").join(columns))
     )
@@ -93,10 +93,10 @@ def reject(connection: psycopg.Connection, source_id: str, item: EntityImport) -
     """Move to ``rejected`` the staged rows only the database can judge."""
     entity = ENTITIES[item.entity]
     key_header, orphaned = item.mapping["referenceCode"], 0
-    connection.execute(  # one sort, not a lookup per row
-        "UPDATE staging s SET first_line = d.first_line FROM (SELECT line, min(line) OVER"
-        " (PARTITION BY reference_code) AS first_line FROM staging) d"
-        " WHERE d.line = s.line AND d.first_line < s.line"
+    connection.execute(  # one hash aggregate; only repeated keys are joined back
+        "UPDATE staging s SET first_line = d.first_line FROM (SELECT reference_code, min(line) AS first_line"
+        " FROM staging GROUP BY reference_code HAVING count(*) > 1) d"
+        " WHERE s.reference_code = d.reference_code AND s.line > d.first_line"
     )
     count = _reject(
         connection,

@@ -4,8 +4,9 @@ A YAML file validated when the definitions load. Every error names the file, the
 the field, e.g. ``registry.yaml: business 'acme': destination.bucket_arn: ...``.
 """
 
+import itertools
 import re
-from collections import Counter
+from collections import Counter, defaultdict
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -46,7 +47,7 @@ class ServerSideEncryption(_Strict):
 
     @model_validator(mode="after")
     def _kms_needs_a_key(self) -> "ServerSideEncryption":
-        if self.mode == "aws:kms" and not (self.kms_key_arn and _KMS_ARN.match(self.kms_key_arn)):
+        if self.mode == "aws:kms" and not (self.kms_key_arn and _KMS_ARN.fullmatch(self.kms_key_arn)):
             raise ValueError(
                 "aws:kms needs kms_key_arn, a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)"
             )
@@ -67,13 +68,25 @@ class Destination(_Strict):
     @classmethod
     def _well_formed(cls, value: str, info: ValidationInfo) -> str:
         pattern, expected = _DESTINATION_FORMATS[info.field_name]
-        if not pattern.match(value):
+        if not pattern.fullmatch(value):  # not match(): "$" also matches before a final newline
             raise ValueError(f"{value!r} {expected}")
+        if info.field_name == "prefix" and any(part in (".", "..") for part in value.split("/")):
+            raise ValueError(f"{value!r} has a '.' or '..' folder: keys must stay inside the prefix")
         return value
+
+    @model_validator(mode="after")
+    def _key_in_the_buckets_region(self) -> "Destination":
+        key = self.sse.kms_key_arn
+        if key and key.split(":")[3] != self.region:
+            raise ValueError(
+                f"sse.kms_key_arn: the key is in {key.split(':')[3]}, the bucket in {self.region}: "
+                "S3 can only use a KMS key of the bucket's region"
+            )
+        return self
 
     @property
     def bucket(self) -> str:
-        match = _BUCKET_ARN.match(self.bucket_arn)
+        match = _BUCKET_ARN.fullmatch(self.bucket_arn)
         assert match  # validated above
         return match.group(1)
 
@@ -148,6 +161,34 @@ class Registry(_Strict):
         repeated = [b for b, n in Counter(b.id for b in self.businesses).items() if n > 1]
         if repeated:
             raise ValueError(f"business id {repeated[0]!r} appears more than once")
+        return self
+
+    @model_validator(mode="after")
+    def _isolated_destinations(self) -> "Registry":
+        """No two businesses share a delivery role or overlapping places in a bucket: one
+        business's files (and manifests) must never land where another's are read."""
+        problems: list[str] = []
+        by_role: dict[str, str] = {}
+        by_bucket: defaultdict[str, list[tuple[str, str]]] = defaultdict(list)
+        for business in self.businesses:
+            destination = business.destination
+            first = by_role.setdefault(destination.role_arn, business.id)
+            if first != business.id:
+                problems.append(
+                    f"business {business.id!r}: destination.role_arn: {destination.role_arn} is already "
+                    f"business {first!r}'s delivery role (a role serves one business)"
+                )
+            by_bucket[destination.bucket].append((destination.prefix, business.id))
+        for bucket, places in by_bucket.items():
+            places.sort()  # a prefix sorts right before the prefixes it contains
+            for (prefix, owner), (inner, business_id) in itertools.pairwise(places):
+                if inner.startswith(prefix):
+                    problems.append(
+                        f"business {business_id!r}: destination.prefix: s3://{bucket}/{inner} overlaps "
+                        f"business {owner!r}'s s3://{bucket}/{prefix} (give each its own folder)"
+                    )
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
     def get(self, business_id: str) -> Business:

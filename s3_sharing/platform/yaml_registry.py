@@ -50,10 +50,25 @@ def read_public_key(key: PublicKey, registry: Path, where: str) -> str:
     return armor
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key written twice in one mapping (the last would win)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_registry_file(path: Path, model: type[Model], entries: str, noun: str, setting: str) -> Model:
     """``path`` validated as ``model``, whose list field ``entries`` holds one ``noun`` each."""
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # a SafeLoader
     except FileNotFoundError:
         raise RegistryError(f"{path}: registry file not found (set {setting})") from None
     except yaml.YAMLError as error:
@@ -77,4 +92,6 @@ def _describe(path: Path, raw: dict[str, Any], error: Any, entries: str, noun: s
         who = f"{noun} {name!r}" if name else f"{noun} #{location[1] + 1}"
         field = ".".join(str(part) for part in location[2:]) or "(entry)"
         return f"{path}: {who}: {field}: {message}"
-    return f"{path}: {'.'.join(str(p) for p in location) or '(top level)'}: {message}"
+    if not location:  # a check across entries: its message names them
+        return "\n".join(f"{path}: {line}" for line in message.splitlines())
+    return f"{path}: {'.'.join(str(p) for p in location)}: {message}"

@@ -142,3 +142,78 @@ def test_an_inactive_business_is_certified_only_for_windows_that_ended_before_it
     assert acme.certifies(before) and not acme.certifies(after)
     never = load_registry(write_registry(tmp_path / "r2.yaml", [registry_entry("acme", keys, active=False)]))
     assert not never[0].get("acme").certifies(before)
+
+
+def _load_error(tmp_path, entries) -> str:
+    path = write_registry(tmp_path / "registry.yaml", entries)
+    with pytest.raises(RegistryError) as raised:
+        load_registry(path)
+    return str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("globex_prefix", "refused"),
+    [("shared/", True), ("shared/globex/", True), ("", True), ("shared-globex/", False)],
+)
+def test_two_businesses_may_not_share_a_place_in_one_bucket(tmp_path, keys, globex_prefix, refused):
+    # acme delivers to s3://acme-bucket/shared/; globex is pointed at the same bucket.
+    globex = registry_entry(
+        "globex",
+        keys,
+        destination=_destination(prefix=globex_prefix, role_arn="arn:aws:iam::123456789012:role/deliver-g"),
+    )
+    entries = [registry_entry("acme", keys), globex]
+    if not refused:
+        assert len(load_registry(write_registry(tmp_path / "ok.yaml", entries))[0].businesses) == 2
+        return
+    message = _load_error(tmp_path, entries)
+    inner, outer = ("acme", "globex") if globex_prefix == "" else ("globex", "acme")
+    assert message.startswith(f"{tmp_path / 'registry.yaml'}: business '{inner}': destination.prefix: "), (
+        message
+    )
+    assert f"overlaps business '{outer}'" in message
+
+
+def test_a_delivery_role_serves_one_business(tmp_path, keys):
+    role = "arn:aws:iam::123456789012:role/deliver-acme"
+    globex = registry_entry(
+        "globex", keys, destination=_destination(bucket_arn="arn:aws:s3:::globex-bucket", role_arn=role)
+    )
+    message = _load_error(tmp_path, [registry_entry("acme", keys), globex])
+    assert message == (
+        f"{tmp_path / 'registry.yaml'}: business 'globex': destination.role_arn: {role} is already "
+        "business 'acme''s delivery role (a role serves one business)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("destination", "field", "words"),
+    [
+        (_destination(prefix="../other/"), "destination.prefix", "has a '.' or '..' folder"),
+        (_destination(prefix="a/./b/"), "destination.prefix", "has a '.' or '..' folder"),
+        (_destination(prefix="inbound/\n"), "destination.prefix", "must be empty or folders"),
+        (
+            _destination(role_arn="arn:aws:iam::123456789012:role/deliver-acme\n"),
+            "destination.role_arn",
+            "is not an IAM role ARN",
+        ),
+        (
+            _destination(sse={"mode": "aws:kms", "kms_key_arn": "arn:aws:kms:us-east-1:123456789012:key/k1"}),
+            "destination",
+            "the key is in us-east-1, the bucket in eu-west-1",
+        ),
+    ],
+    ids=["dot-dot", "dot", "prefix-newline", "role-newline", "kms-region"],
+)
+def test_dangerous_destinations_are_refused(tmp_path, keys, destination, field, words):
+    message = _error(tmp_path, keys, destination=destination)
+    assert message.startswith(f"{tmp_path / 'registry.yaml'}: business 'acme': {field}: "), message
+    assert words in message
+
+
+def test_a_key_written_twice_in_yaml_is_refused_with_its_line(tmp_path, keys):
+    path = write_registry(tmp_path / "registry.yaml", [registry_entry("acme", keys)])
+    text = path.read_text().replace("cadence: hourly", "cadence: hourly\n  cadence: daily")
+    path.write_text(text)
+    with pytest.raises(RegistryError, match=r"registry\.yaml: not valid YAML: .*key 'cadence' appears twice"):
+        load_registry(path)
