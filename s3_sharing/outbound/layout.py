@@ -5,10 +5,19 @@ Placeholders: ``{dataset}``, ``{date}`` (YYYY-MM-DD of the window start), ``{hou
 with ``{user_id}`` writes one file per user and data set (a per-user folder tree); without it, one
 file per data set and window. Templates that could give two windows or two data sets the same name
 are refused.
+
+A user id can be anything the warehouse holds, so it is encoded into one safe folder or file name
+(``user_object_name``): percent-encoding of its UTF-8 bytes except letters, digits and ``_ . - @``
+(``%`` and ``~`` included, a leading ``.`` too, so no name is ``.``, ``..`` or hidden); an id whose
+encoding would pass 200 bytes, or the empty id, is named ``~`` + the SHA-256 (hex) of its UTF-8
+bytes. Names are unique per id, ASCII, at most 200 bytes, and reversible (``user_id_of``; the
+digest form through the manifest, which lists each file's user id).
 """
 
+import hashlib
 import re
 import string
+import urllib.parse
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -79,10 +88,11 @@ class Layout:
         """The object name (below the destination prefix) of one file."""
         if self.per_user and user_id is None:
             raise LayoutError("this layout writes one file per user: a user_id is needed")
-        values = {"dataset": dataset, "business_id": business_id, "user_id": user_id or ""}
+        values = {"dataset": dataset, "business_id": business_id}
         for name, value in values.items():
             if name in self.fields and not _SAFE_VALUE.match(value):
                 raise LayoutError(f"{name} {value!r} cannot be used in an object name")
+        values["user_id"] = "" if user_id is None else user_object_name(user_id)
         utc = start.astimezone(UTC)
         return self.template.format(
             **values, date=utc.strftime("%Y-%m-%d"), hour=utc.strftime("%H"), window=window_id(utc)
@@ -110,6 +120,29 @@ class Layout:
             pattern += f"(?P={name})" if name in seen else f"(?P<{name}>{_VALUE_PATTERNS[name]})"
             seen.add(name)
         return re.compile(pattern)
+
+
+MAX_USER_NAME = 200
+"""Bytes: far below S3's 1,024-byte keys and the 255-byte file names of partners' disks."""
+DIGEST_MARK = "~"
+
+
+def user_object_name(user_id: str) -> str:
+    """The safe, unique, reversible name of a user's folder or file (see the module docstring)."""
+    raw = user_id.encode("utf-8", "surrogatepass")
+    name = urllib.parse.quote(raw, safe="@").replace("~", "%7E")  # quote leaves ~ as it is
+    if name.startswith("."):
+        name = "%2E" + name[1:]
+    if not name or len(name) > MAX_USER_NAME:
+        return DIGEST_MARK + hashlib.sha256(raw).hexdigest()
+    return name
+
+
+def user_id_of(name: str) -> str | None:
+    """The user id a name encodes; None for the digest form (the manifest has the id)."""
+    if name.startswith(DIGEST_MARK):
+        return None
+    return urllib.parse.unquote_to_bytes(name).decode("utf-8", "surrogatepass")
 
 
 _VALUE_PATTERNS = {

@@ -1,8 +1,19 @@
+import hashlib
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from s3_sharing.outbound.layout import DEFAULT_TEMPLATES, Layout, LayoutError, manifest_key
+from s3_sharing.outbound.layout import (
+    DEFAULT_TEMPLATES,
+    MAX_USER_NAME,
+    Layout,
+    LayoutError,
+    manifest_key,
+    user_id_of,
+    user_object_name,
+)
 from s3_sharing.platform.time import Cadence
 
 START = datetime(2026, 3, 9, 7, tzinfo=UTC)
@@ -28,11 +39,39 @@ def test_default_layouts_are_valid_for_their_cadence(cadence):
     Layout(DEFAULT_TEMPLATES[cadence]).validate(cadence)
 
 
-@pytest.mark.parametrize("user_id", ["../other-business", "a/b", "", "usr 1", "ü"])
-def test_values_that_could_escape_the_prefix_are_refused(user_id):
-    layout = Layout("{date}/{user_id}/{dataset}").validate(Cadence.DAILY)
-    with pytest.raises(LayoutError, match="cannot be used in an object name"):
-        layout.key(dataset="FI_DATA", start=START, business_id="acme", user_id=user_id)
+@pytest.mark.parametrize(
+    ("user_id", "name"),
+    [
+        ("usr_0001", "usr_0001"),
+        ("../other-business", "%2E.%2Fother-business"),
+        ("a/b", "a%2Fb"),
+        ("usr 1", "usr%201"),
+        ("ü", "%C3%BC"),
+        ("usr_1\n", "usr_1%0A"),
+        ("~x%y", "%7Ex%25y"),
+        (".", "%2E"),
+        ("", "~" + hashlib.sha256(b"").hexdigest()),
+        ("u" * 2000, "~" + hashlib.sha256(b"u" * 2000).hexdigest()),
+    ],
+)
+def test_every_user_id_gets_a_safe_name_inside_its_folder(user_id, name):
+    layout = Layout("{date}/{user_id}/{dataset}.csv.pgp").validate(Cadence.DAILY)
+    key = layout.key(dataset="FI_DATA", start=START, business_id="acme", user_id=user_id)
+    assert key == f"2026-03-09/{name}/FI_DATA.csv.pgp"
+    assert layout.window_start(key) == START.replace(hour=0)
+    assert user_id_of(name) == (None if name.startswith("~") else user_id)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(st.text(), unique=True, max_size=20))
+def test_user_names_are_safe_unique_bounded_and_reversible(user_ids):
+    names = [user_object_name(user_id) for user_id in user_ids]
+    assert len(set(names)) == len(names)
+    for user_id, name in zip(user_ids, names, strict=True):
+        assert name.isascii() and name.isprintable() and 0 < len(name.encode()) <= MAX_USER_NAME
+        assert "/" not in name and not name.startswith(".")
+        assert user_id_of(name) in (user_id, None)
+        assert name.startswith("~") == (user_id_of(name) is None)
 
 
 def test_per_user_layout_needs_a_user():
