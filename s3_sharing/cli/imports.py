@@ -13,7 +13,7 @@ from s3_sharing.inbound.importer import Importer
 from s3_sharing.inbound.onboarding import import_onboarding_pack, verify_import_access
 from s3_sharing.inbound.sources import ImportSource, read_sources
 from s3_sharing.platform.postgres import Postgres, migrate
-from s3_sharing.platform.resources import PlatformKeys
+from s3_sharing.platform.resources import command_platform_keys
 from s3_sharing.platform.settings import Settings
 from s3_sharing.platform.storage import S3Buckets
 
@@ -110,13 +110,7 @@ def _dry_run(settings: Settings, source: ImportSource, entities: list[str] | Non
     postgres = _postgres(settings)
     with postgres.connect() as connection:
         migrate(connection)
-    passphrase = settings.signing_key_passphrase
-    keys = PlatformKeys(
-        signing_key_file=str(settings.signing_key_file),
-        signing_key_passphrase=passphrase.get_secret_value() if passphrase else None,
-        audit_key_file=str(settings.audit_key_file),
-    )
-    sealer = sealer_for(source, keys)
+    sealer = sealer_for(source, command_platform_keys(settings))
     bucket = source.open_bucket(S3Buckets())
     outcomes = Importer(source, bucket, postgres, sealer=sealer).dry_run(entities)
     for outcome in outcomes:

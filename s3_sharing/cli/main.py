@@ -19,6 +19,7 @@ from s3_sharing.devtools.dagster_dev import GraphQLError
 from s3_sharing.outbound.onboarding import onboarding_pack, verify_access
 from s3_sharing.outbound.registry import Business, read_registry
 from s3_sharing.platform.postgres import PostgresNotConfigured
+from s3_sharing.platform.resources import command_platform_keys
 from s3_sharing.platform.settings import LOCAL_DIR, Settings, SettingsError
 from s3_sharing.platform.storage import S3Buckets, StorageError
 from s3_sharing.platform.time import (
@@ -131,7 +132,8 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_onboard(settings: Settings, args: argparse.Namespace) -> int:
     """What to give the business and what it must give: role ARN, policies, checklist."""
     business = _business(settings, args.business)
-    print(onboarding_pack(business, args.platform_principal or caller_principal()))
+    _, certificate = command_platform_keys(settings).signing_key()
+    print(onboarding_pack(business, args.platform_principal or caller_principal(), str(certificate)))
     return 0
 
 

@@ -24,6 +24,7 @@ from s3_sharing.outbound.iam import (
 )
 from s3_sharing.outbound.layout import manifest_key
 from s3_sharing.outbound.registry import Business, Destination
+from s3_sharing.platform import crypto
 from s3_sharing.platform.storage import Bucket, S3Buckets, Step, StorageError, connect_step, denied
 
 PROBE_PREFIX = "_s3_sharing_probe/"
@@ -90,8 +91,9 @@ def _json(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=2)
 
 
-def onboarding_pack(business: Business, platform_principal: str) -> str:
-    """The text to hand over and follow: both sides' documents and a checklist."""
+def onboarding_pack(business: Business, platform_principal: str, signing_key: str) -> str:
+    """The text to hand over and follow: both sides' documents, our signing public key
+    (``signing_key``, armored) with how to verify a delivery, and a checklist."""
     destination = business.destination
     example_file = business.object_layout().key(
         dataset=business.datasets[0], start=EXAMPLE_WINDOW, business_id=business.id, user_id="u123"
@@ -116,6 +118,19 @@ def onboarding_pack(business: Business, platform_principal: str) -> str:
             f"Key policy statement for {destination.sse.kms_key_arn}:",
             _json(kms),
         ]
+    fingerprint = crypto.load_cert(signing_key, "platform signing key").fingerprint.upper()
+    sections += [
+        "",
+        f"Our signing public key, fingerprint {fingerprint} (pin it: every file and manifest we "
+        "deliver is signed with it):",
+        signing_key.strip(),
+        "",
+        "To check every delivery in your bucket yourself (signatures, chain, sizes, SHA-256, "
+        "decryption with your key, row counts, objects no manifest lists), run our single-file "
+        "script s3_sharing/partner/verify_deliveries.py (Python 3.11+, boto3, gpg):",
+        f"  python verify_deliveries.py --bucket {destination.bucket} --prefix '{destination.prefix}' "
+        f"--our-key s3-sharing-signing.asc --our-fingerprint {fingerprint} --secret-key <your secret key>",
+    ]
     sections += [
         "",
         "== What the business gives us ==",

@@ -41,6 +41,16 @@ class PlatformKeys(dg.ConfigurableResource):
         )
 
 
+def command_platform_keys(settings: Settings) -> PlatformKeys:
+    """The platform's keys for a command run outside Dagster (the passphrase read from the settings)."""
+    passphrase = settings.signing_key_passphrase
+    return PlatformKeys(
+        signing_key_file=str(settings.signing_key_file),
+        signing_key_passphrase=passphrase.get_secret_value() if passphrase else None,
+        audit_key_file=str(settings.audit_key_file),
+    )
+
+
 def _read(path: str, what: str) -> str:
     try:
         return Path(path).read_text()

@@ -8,6 +8,7 @@ import pytest
 from s3_sharing import cli
 from s3_sharing.outbound.onboarding import bucket_policy, kms_key_policy_statement
 from s3_sharing.outbound.registry import read_registry
+from s3_sharing.platform import crypto
 
 from ..conftest import default_registry, registry_entry, write_registry
 
@@ -23,9 +24,18 @@ def _documents(text: str) -> list[dict]:
     return found
 
 
-def test_onboard_prints_the_role_the_least_privilege_policies_and_a_checklist(settings, capsys):
+def test_onboard_prints_the_role_the_least_privilege_policies_and_a_checklist(settings, keys, capsys):
     assert cli.main(["onboard", "globex", "--platform-principal", PLATFORM]) == 0
     out = capsys.readouterr().out
+    fingerprint = keys["platform-signing"].fingerprint.upper()
+    assert f"Our signing public key, fingerprint {fingerprint}" in out
+    armor = out[
+        out.index("-----BEGIN PGP PUBLIC KEY BLOCK-----") : out.index("-----END PGP PUBLIC KEY BLOCK-----")
+    ]
+    printed = crypto.load_cert(armor + "-----END PGP PUBLIC KEY BLOCK-----\n", "printed key")
+    assert printed.fingerprint.upper() == fingerprint and not printed.has_secret_keys
+    assert "PRIVATE KEY" not in out
+    assert "python verify_deliveries.py --bucket globex-bucket --prefix 'psp/inbound/'" in out
     globex = read_registry(settings.registry).get("globex")
     role = globex.destination.role_arn
     assert f"Our delivery role ARN (add it to your bucket policy): {role}" in out
