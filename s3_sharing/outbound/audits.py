@@ -63,11 +63,13 @@ def key_findings(
 
 @dataclass(frozen=True)
 class IsolationSample:
-    """What a sample of the latest delivery held: files opened and rows of other tenants."""
+    """What a sample of the latest delivery held, in counts only: user ids are personal data and
+    never enter metadata or alerts (the window and the audit key let an auditor look closer)."""
 
     manifest_window: str
-    sampled_files: list[str]
-    foreign_rows: list[str]
+    sampled_files: int
+    foreign_rows: int
+    files_with_foreign_rows: int
 
 
 def sample_latest_delivery(
@@ -80,11 +82,14 @@ def sample_latest_delivery(
         return None
     manifest = Manifest.from_bytes(archive.read(head.key) or b"")
     sampled = manifest.files[:ISOLATION_SAMPLE_FILES]
-    foreign: list[str] = []
+    foreign_rows, foreign_files = 0, 0
     for file in sampled:
         body = archive.read(f"{business_id}/{file.key}")
         plain = pysequoia.decrypt(body, decryptor=decryptor).bytes if body else b""
-        for row in csv.DictReader(io.StringIO(plain.decode(), newline="")):
-            if row.get("business_id") != business_id or row.get("user_id") not in users:
-                foreign.append(f"{file.key}: user {row.get('user_id')!r} of {row.get('business_id')!r}")
-    return IsolationSample(manifest.window_start, [f.key for f in sampled], foreign)
+        foreign = sum(
+            row.get("business_id") != business_id or row.get("user_id") not in users
+            for row in csv.DictReader(io.StringIO(plain.decode(), newline=""))
+        )
+        foreign_rows += foreign
+        foreign_files += foreign > 0
+    return IsolationSample(manifest.window_start, len(sampled), foreign_rows, foreign_files)

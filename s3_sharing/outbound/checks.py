@@ -177,7 +177,7 @@ class Evaluation:
                 business,
                 True,
                 dg.AssetCheckSeverity.ERROR,
-                sampled_files=[],
+                sampled_files=0,
                 reason="no delivery yet",
             )
         return _result(
@@ -187,7 +187,8 @@ class Evaluation:
             severity=dg.AssetCheckSeverity.ERROR,
             manifest_window=sample.manifest_window,
             sampled_files=sample.sampled_files,
-            foreign_rows=sample.foreign_rows[:20],
+            foreign_rows=sample.foreign_rows,
+            files_with_foreign_rows=sample.files_with_foreign_rows,
         )
 
     def _users(self, business: Business) -> set[str]:

@@ -102,7 +102,6 @@ class DeliveryReport:
             "manifest_s3": self.s3_manifest_uri,
             "manifest_gcs": self.gcs_manifest_uri,
             "manifest_sha256": self.manifest_sha256,
-            "sample_objects": [f.key for f in files[:5]],
             "stale_files_removed": len(self.removed_stale),
             "duration_seconds": round(self.seconds, 3),
             "rows_per_second": round(self.rows / seconds),

@@ -241,7 +241,7 @@ def _check_alert(evaluation: dg.AssetCheckEvaluation) -> Alert:
         f"{name}: {metadata[name]}"
         for name in (
             *("missing", "mismatched", "findings", "foreign_rows", "reason", "error"),  # deliveries
-            *("unaccounted", "rows_rejected", "days_since_last_file"),  # imports
+            *("unaccounted", "rows_rejected", "rows_orphaned", "days_since_last_file"),  # imports
         )
         if metadata.get(name)
     ]

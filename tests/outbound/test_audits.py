@@ -5,8 +5,9 @@ import pytest
 
 from s3_sharing.devtools.local_endpoints import local_stack
 from s3_sharing.outbound.registry import read_registry
+from s3_sharing.platform.storage import GcsArchive
 
-from ..conftest import ARCHIVE, default_registry, registry_entry, write_registry
+from ..conftest import ARCHIVE, default_registry, query, registry_entry, write_registry
 from .runs import HOUR, certify, deliver, meta
 
 pytestmark = pytest.mark.e2e
@@ -33,4 +34,24 @@ def test_tenant_isolation_samples_the_latest_delivery_with_the_audit_key(built, 
     deliver(built, HOUR)
     check = certify(built, lookback=1)[("acme", "tenant_isolation")]
     assert check.passed, check.metadata
-    assert meta(check, "sampled_files") and meta(check, "foreign_rows") == []
+    assert meta(check, "sampled_files") > 0 and meta(check, "foreign_rows") == 0
+
+
+def test_rows_of_another_business_are_counted_and_no_user_id_reaches_metadata(built, stack):
+    deliver(built, HOUR)
+    archive = GcsArchive(bucket=ARCHIVE)
+    acme_files = sorted(k for k in archive.listing("acme/") if k.endswith(".csv.pgp"))
+    globex_files = sorted(k for k in archive.listing("globex/") if k.endswith(".csv.pgp"))
+    # acme's archived files replaced by a globex one (both open with the audit key).
+    foreign = archive.read(globex_files[0]) or b""
+    for name in acme_files:
+        archive.upload_bytes(name, foreign, "application/pgp-encrypted")
+
+    check = certify(built, lookback=1)[("acme", "tenant_isolation")]
+
+    assert not check.passed
+    assert meta(check, "files_with_foreign_rows") == meta(check, "sampled_files") > 0
+    assert meta(check, "foreign_rows") > 0
+    users = {u for (u,) in query(built, "SELECT user_id FROM raw.users")}
+    shown = " ".join(str(v.value) for v in check.metadata.values())
+    assert not [u for u in users if u in shown], "a user id reached the check's metadata"
