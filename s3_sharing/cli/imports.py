@@ -112,7 +112,8 @@ def _dry_run(settings: Settings, source: ImportSource, entities: list[str] | Non
         migrate(connection)
     sealer = sealer_for(source, command_platform_keys(settings))
     bucket = source.open_bucket(S3Buckets())
-    outcomes = Importer(source, bucket, postgres, sealer=sealer).dry_run(entities)
+    importer = Importer(source, bucket, postgres, sealer=sealer, work_root=settings.work_dir)
+    outcomes = importer.dry_run(entities)
     for outcome in outcomes:
         print(outcome.describe())
     print(f"{source.id}: dry run of {len(outcomes)} files; nothing was loaded or recorded")

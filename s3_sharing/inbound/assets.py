@@ -17,7 +17,7 @@ from s3_sharing.inbound.importer import FileOutcome, Importer, error_file_sealer
 from s3_sharing.inbound.sources import EntityImport, ImportSource, ImportSources
 from s3_sharing.platform.crypto import Sealer
 from s3_sharing.platform.postgres import Postgres, migrate
-from s3_sharing.platform.resources import PlatformKeys
+from s3_sharing.platform.resources import PlatformKeys, WorkDirectory
 from s3_sharing.platform.storage import GcsArchive, S3Buckets, StorageError
 
 TRIGGER_TAG = "s3_sharing/import_source"
@@ -95,6 +95,7 @@ def _build_entity_asset(source: ImportSource, item: EntityImport) -> dg.AssetsDe
         s3: S3Buckets,
         archive: GcsArchive,
         keys: PlatformKeys,
+        workdir: WorkDirectory,
     ) -> Iterator[Any]:
         with postgres.connect() as connection:
             migrate(connection)
@@ -102,7 +103,8 @@ def _build_entity_asset(source: ImportSource, item: EntityImport) -> dg.AssetsDe
             bucket = source.open_bucket(s3)
         except StorageError as error:  # wrong or revoked credentials: this source only, said plainly
             raise dg.Failure(str(error)) from None
-        importer = Importer(source, bucket, postgres, archive, context.run.run_id, sealer_for(source, keys))
+        sealer = sealer_for(source, keys)
+        importer = Importer(source, bucket, postgres, archive, context.run.run_id, sealer, workdir.path)
         if config.replay:
             pending = [f for f in importer.listing(item) if f.key in config.replay]
             absent = sorted(set(config.replay) - {f.key for f in pending})

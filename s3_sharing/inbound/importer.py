@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -29,6 +28,7 @@ from s3_sharing.inbound.validation import ERROR_COLUMNS, FileRejected, validate
 from s3_sharing.platform import crypto
 from s3_sharing.platform.postgres import Postgres
 from s3_sharing.platform.storage import Bucket, GcsArchive, StorageError
+from s3_sharing.platform.workdir import default_root, private_workdir
 
 Status = Literal["imported", "rejected", "skipped"]
 ERROR_FILE_TYPE, SEALED_TYPE = "text/csv", "application/pgp-encrypted"
@@ -119,6 +119,7 @@ class Importer:
         archive: GcsArchive | None = None,
         run_id: str = "",
         sealer: crypto.Sealer | None = None,
+        work_root: Path | None = None,
     ) -> None:
         self.source = source
         self.bucket = bucket
@@ -126,6 +127,7 @@ class Importer:
         self.archive = archive
         self.run_id = run_id
         self.sealer = sealer
+        self.work_root = work_root or default_root()
         """Seals error files (see ``error_file_sealer``); None: they are plain CSV."""
 
     def listing(self, item: EntityImport) -> list[SourceFile]:
@@ -179,8 +181,7 @@ class Importer:
     ) -> FileOutcome:
         started = time.monotonic()
         started_at = datetime.now(UTC)
-        with tempfile.TemporaryDirectory(prefix="s3-sharing-import-") as private:  # mode 0700
-            work = Path(private)
+        with private_workdir(self.work_root, f"import-{self.source.id}") as work:
             original = work / "original.csv"
             self.bucket.download_file(file.key, original, file.size)
             outcome = FileOutcome(

@@ -17,7 +17,7 @@ from s3_sharing.outbound.checks import CertificationConfig, DeliveryCheck, Evalu
 from s3_sharing.outbound.datasets import Dataset
 from s3_sharing.outbound.delivery import ChainConflict, Deliverer, deliver_many, delivered_by
 from s3_sharing.outbound.registry import Business, Registry
-from s3_sharing.platform.resources import PlatformKeys
+from s3_sharing.platform.resources import PlatformKeys, WorkDirectory
 from s3_sharing.platform.state import LeaseBusy, LeaseLost, StateError, StateStore
 from s3_sharing.platform.storage import GcsArchive, S3Buckets, StorageError
 from s3_sharing.platform.time import Cadence, Window, cadence_partitions
@@ -112,6 +112,7 @@ def _cadence_assets(
         s3: S3Buckets,
         keys: PlatformKeys,
         state: StateStore,
+        workdir: WorkDirectory,
     ) -> Iterator[dg.MaterializeResult | dg.AssetObservation]:
         window = Window.of(partitions, context.partition_key)
         signer, _ = keys.signing_key()
@@ -125,6 +126,7 @@ def _cadence_assets(
             state,
             lease_ttl=timedelta(seconds=config.lease_ttl_seconds),
             lease_wait=timedelta(seconds=config.lease_wait_seconds),
+            work_root=workdir.path,
         )
         selected = [by_key[key] for key in sorted(context.selected_asset_keys)]
         if context.retry_number:

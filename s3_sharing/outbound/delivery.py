@@ -11,7 +11,6 @@ files it no longer lists removed. A crashed run's leftovers are removed by the n
 
 import itertools
 import json
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -34,6 +33,7 @@ from s3_sharing.platform.state import Lease, StateStore, Versioned, acquire
 from s3_sharing.platform.storage import Bucket, GcsArchive, S3Buckets
 from s3_sharing.platform.time import Window
 from s3_sharing.platform.warehouse import Relation, Warehouse, WindowQuery
+from s3_sharing.platform.workdir import default_root, private_workdir
 
 HISTORY = "_manifests/history/"
 """Every manifest ever published, under the business's folder of the archive."""
@@ -124,6 +124,7 @@ class Deliverer:
     upload_concurrency: int = 8
     lease_ttl: timedelta = timedelta(minutes=2)
     lease_wait: timedelta = timedelta(minutes=15)
+    work_root: Path = field(default_factory=default_root)
 
     def deliver(
         self, business: Business, public_key: str, window: Window, run_id: str, log: Log = _quiet
@@ -144,8 +145,8 @@ class Deliverer:
             log=log,
             what=what,
         )
-        with lease, tempfile.TemporaryDirectory(prefix=f"s3-sharing-{business.id}-") as workdir:
-            prepared = self._prepare(business, window, sealer, Path(workdir))
+        with lease, private_workdir(self.work_root, f"deliver-{business.id}") as workdir:
+            prepared = self._prepare(business, window, sealer, workdir)
             bucket = business.open_bucket(self.s3)
             recover(self.state, self.archive, bucket, business.id)
             return self._publish(business, window, run_id, prepared, sealer, bucket, lease, started)

@@ -41,6 +41,16 @@ class PlatformKeys(dg.ConfigurableResource):
         )
 
 
+class WorkDirectory(dg.ConfigurableResource):
+    """Where runs keep plaintext while they work (``S3_SHARING_WORK_DIR``); see ``platform/workdir.py``."""
+
+    root: str
+
+    @property
+    def path(self) -> Path:
+        return Path(self.root)
+
+
 def command_platform_keys(settings: Settings) -> PlatformKeys:
     """The platform's keys for a command run outside Dagster (the passphrase read from the settings)."""
     passphrase = settings.signing_key_passphrase
@@ -85,6 +95,7 @@ def build_resources(settings: Settings, project: DbtProject) -> dict[str, object
             if settings.audit_secret_key_file
             else None,
         ),
+        "workdir": WorkDirectory(root=str(settings.work_dir)),
         "postgres": Postgres(dsn=settings.pg_dsn, password=secret(settings, "pg_password")),
         "notifier": Notifier(
             slack_token=secret(settings, "slack_token"),

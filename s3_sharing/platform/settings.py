@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from s3_sharing.platform.time import HOURLY_KEY_FORMAT
+from s3_sharing.platform.workdir import default_root
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
@@ -66,6 +67,8 @@ class Settings(BaseModel):
     """The GCS audit archive bucket."""
     state_bucket: str = "s3-sharing-state"
     """The platform's own S3 bucket for delivery leases, manifest chain heads and journals."""
+    work_dir: Path = Field(default_factory=default_root)
+    """Private (0700) root of the work directories that hold plaintext while a run works."""
     signing_key_file: Path = LOCAL_DIR / "keys" / "platform-signing.sec"
     """The platform's signing secret key (armored)."""
     signing_key_passphrase: SecretStr | None = None
@@ -103,7 +106,13 @@ class Settings(BaseModel):
         return value
 
     @field_validator(
-        "duckdb_path", "registry", "import_sources", "signing_key_file", "audit_key_file", "dbt_target_path"
+        "duckdb_path",
+        "registry",
+        "import_sources",
+        "signing_key_file",
+        "audit_key_file",
+        "dbt_target_path",
+        "work_dir",
     )
     @classmethod
     def _absolute_path(cls, value: Path | None) -> Path | None:

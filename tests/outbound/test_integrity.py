@@ -209,7 +209,9 @@ def test_a_crash_never_shows_a_mixed_window_and_the_rerun_leaves_no_orphans(buil
     assert StateStore(bucket=built.state_bucket).names("journals/") == []
 
 
-def test_a_killed_delivery_process_is_taken_over_and_cleaned_up(built, stack):
+def test_a_killed_delivery_process_is_taken_over_and_cleaned_up(built, stack, tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    monkeypatch.setenv("S3_SHARING_WORK_DIR", str(work))
     business = read_registry(built.registry).get("acme")
     window = _window(built, HOURS[2])
     state = StateStore(bucket=built.state_bucket)
@@ -227,6 +229,9 @@ def test_a_killed_delivery_process_is_taken_over_and_cleaned_up(built, stack):
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     assert process.wait() == -signal.SIGKILL
+    (left,) = work.iterdir()  # the killed writer's files, in its private directory
+    assert left.name.startswith(f"deliver-acme.{process.pid}.") and any(left.iterdir())
+    assert oct(work.stat().st_mode & 0o777) == "0o700" and oct(left.stat().st_mode & 0o777) == "0o700"
     bucket = business.open_bucket(S3Buckets())
     assert _mixed(bucket) == []
     (between,) = _certifier(built).certify(business, [window])
@@ -239,6 +244,7 @@ def test_a_killed_delivery_process_is_taken_over_and_cleaned_up(built, stack):
     print(f"\nSIGKILL: between {between.describe()}; rerun took {time.monotonic() - started:.1f}s")
     assert after.status is Status.DELIVERED, after.describe()
     assert _orphans(built, business) == []
+    assert list(work.iterdir()) == [], "the killed writer's plaintext was swept"
 
 
 def test_a_burst_of_503_slowdown_is_absorbed(built, stack):

@@ -42,6 +42,7 @@ def start(environment: dict[str, str], lease_ttl_seconds: float = 120) -> None:
         audit_cert=crypto.load_cert(_settings.audit_key_file.read_text(), "audit key"),
         state=StateStore(bucket=_settings.state_bucket),
         lease_ttl=timedelta(seconds=lease_ttl_seconds),
+        work_root=_settings.work_dir,
     )
 
 
