@@ -1,4 +1,9 @@
-"""Arrow record batches to RFC 4180 CSV on disk, hashing as it writes (memory stays flat)."""
+"""Arrow record batches to RFC 4180 CSV on disk, hashing as it writes (memory stays flat).
+
+What partners parse: a header line; text always quoted, so an empty string is ``""`` and a null is
+an empty field; timestamps in ISO 8601 with their zone written out, always UTC
+(``2026-11-22T13:07:00.000000Z``; the warehouse keeps UTC, naive or zoned); dates ``YYYY-MM-DD``.
+"""
 
 import base64
 import hashlib
@@ -14,6 +19,22 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 WRITE_OPTIONS = pacsv.WriteOptions(include_header=True, quoting_style="needed", delimiter=",")
+ISO_UTC = "%Y-%m-%dT%H:%M:%SZ"  # Arrow's %S carries the fraction of the column's unit
+
+
+def partner_schema(schema: pa.Schema) -> pa.Schema:
+    """The schema as written: timestamps become ISO 8601 text."""
+    return pa.schema([pa.field(f.name, pa.string()) if pa.types.is_timestamp(f.type) else f for f in schema])
+
+
+def _for_partners(batch: pa.RecordBatch) -> pa.RecordBatch:
+    columns = []
+    for column in batch.columns:
+        if pa.types.is_timestamp(column.type):
+            utc = column.cast(pa.timestamp(column.type.unit, "UTC")) if column.type.tz else column
+            column = pc.strftime(utc, format=ISO_UTC)
+        columns.append(column)
+    return pa.RecordBatch.from_arrays(columns, schema=partner_schema(batch.schema))
 
 
 @dataclass(frozen=True)
@@ -52,11 +73,11 @@ class CsvFileWriter:
         self.path = path
         self._file = path.open("wb")
         self._sink = _HashingFile(self._file)
-        self._writer = pacsv.CSVWriter(self._sink, schema, write_options=WRITE_OPTIONS)
+        self._writer = pacsv.CSVWriter(self._sink, partner_schema(schema), write_options=WRITE_OPTIONS)
         self.rows = 0
 
     def write(self, batch: pa.RecordBatch) -> None:
-        self._writer.write_batch(batch)
+        self._writer.write_batch(_for_partners(batch))
         self.rows += batch.num_rows
 
     def close(self) -> PlainFile:
