@@ -103,6 +103,9 @@ class MemoryBucket:
     def encryption(self, key: str) -> tuple[str | None, str | None]:
         return self.location.sse_mode, self.location.kms_key_arn
 
+    def kms_key_arn(self, key_id: str) -> str:
+        return key_id
+
     def sha256(self, key: str) -> str | None:
         body = self.read(key)
         return None if body is None else hashlib.sha256(body).hexdigest()

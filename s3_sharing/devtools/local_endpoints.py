@@ -164,7 +164,8 @@ class LocalEndpoints:
         role_arns = self._provision_imports(iam, s3, platform_arn, list(import_sources))
         for business in businesses:
             s3.create_bucket(Bucket=business.bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
-            kms_arn = self._kms_key(business) if business.kms_alias_arn else None
+            if business.kms_alias_arn:
+                self._kms_key(business)
             role = iam.create_role(
                 RoleName=business.role_name,
                 AssumeRolePolicyDocument=json.dumps(
@@ -174,7 +175,10 @@ class LocalEndpoints:
             iam.put_role_policy(
                 RoleName=business.role_name,
                 PolicyName="deliver",
-                PolicyDocument=json.dumps(delivery_role_policy(business.bucket, business.prefix, kms_arn)),
+                # exactly what `s3-sharing onboard` prints: the key named by its alias
+                PolicyDocument=json.dumps(
+                    delivery_role_policy(business.bucket, business.prefix, business.kms_alias_arn)
+                ),
             )
             role_arns.append(role["Role"]["Arn"])
         iam.put_user_policy(

@@ -50,15 +50,26 @@ def delivery_role_policy(bucket: str, prefix: str, kms_key_arn: str | None) -> d
         },
     ]
     if kms_key_arn:
-        statements.append(
-            {
-                "Sid": "EncryptWithBusinessKey",
-                "Effect": "Allow",
-                "Action": KMS_ACTIONS,
-                "Resource": kms_key_arn,
-            }
-        )
+        statements.append({"Sid": "EncryptWithBusinessKey", "Effect": "Allow", "Action": KMS_ACTIONS})
+        statements.append({"Sid": "ResolveBusinessKey", "Effect": "Allow", "Action": ["kms:DescribeKey"]})
+        for statement in statements[-2:]:
+            statement.update(kms_resource(kms_key_arn))
     return {"Version": POLICY_VERSION, "Statement": statements}
+
+
+def kms_resource(kms_key_arn: str) -> dict[str, Any]:
+    """``Resource`` (and ``Condition``) of a statement about a KMS key given by key or alias ARN.
+
+    AWS matches a policy's ``Resource`` against the key ARN, never an alias, so an alias is
+    expressed as any key of its account and region that carries the alias (``kms:ResourceAliases``).
+    """
+    region, account, name = kms_key_arn.split(":", 5)[3:6]
+    if not name.startswith("alias/"):
+        return {"Resource": kms_key_arn}
+    return {
+        "Resource": f"arn:aws:kms:{region}:{account}:key/*",
+        "Condition": {"ForAnyValue:StringEquals": {"kms:ResourceAliases": name}},
+    }
 
 
 def delivery_role_trust_policy(platform_principal_arn: str, external_id: str | None) -> dict[str, Any]:

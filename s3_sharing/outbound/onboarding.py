@@ -70,20 +70,34 @@ def bucket_policy(destination: Destination) -> dict[str, Any]:
     }
 
 
-def kms_key_policy_statement(destination: Destination) -> dict[str, Any] | None:
-    """For SSE-KMS: our role may use the business's key, only through S3 in the bucket's region.
+def kms_key_policy(destination: Destination) -> dict[str, Any] | None:
+    """For SSE-KMS, the statements to add to the business's key policy: our role may use the key
+    only through S3 in the bucket's region, and may read its ARN (``verify-access`` compares the
+    key S3 used with the registry's, which may be an alias).
 
     ``kms:Decrypt`` is needed too: S3 calls it to complete multipart uploads and to return
     objects we read back for certification."""
     if destination.sse.mode != "aws:kms":
         return None
+    principal = {"AWS": destination.role_arn}
     return {
-        "Sid": "S3SharingEncryptDeliveries",
-        "Effect": "Allow",
-        "Principal": {"AWS": destination.role_arn},
-        "Action": KMS_ACTIONS,
-        "Resource": "*",
-        "Condition": {"StringEquals": {"kms:ViaService": f"s3.{destination.region}.amazonaws.com"}},
+        "Statement": [
+            {
+                "Sid": "S3SharingEncryptDeliveries",
+                "Effect": "Allow",
+                "Principal": principal,
+                "Action": KMS_ACTIONS,
+                "Resource": "*",
+                "Condition": {"StringEquals": {"kms:ViaService": f"s3.{destination.region}.amazonaws.com"}},
+            },
+            {
+                "Sid": "S3SharingDescribeKey",
+                "Effect": "Allow",
+                "Principal": principal,
+                "Action": ["kms:DescribeKey"],
+                "Resource": "*",
+            },
+        ]
     }
 
 
@@ -98,7 +112,7 @@ def onboarding_pack(business: Business, platform_principal: str, signing_key: st
     example_file = business.object_layout().key(
         dataset=business.datasets[0], start=EXAMPLE_WINDOW, business_id=business.id, user_id="u123"
     )
-    kms = kms_key_policy_statement(destination)
+    kms = kms_key_policy(destination)
     location = f"s3://{destination.bucket}/{destination.prefix}"
     sections = [
         f"Onboarding {business.name} ({business.id}): {', '.join(business.datasets)} every "
@@ -210,7 +224,11 @@ def verify_access(business: Business, s3: S3Buckets) -> list[Step]:
     def encryption(w: Bucket) -> str:
         mode, key = w.encryption(probe)
         expected = destination.sse
-        if mode != expected.mode or (expected.kms_key_arn and key and key != expected.kms_key_arn):
+        same_key = True
+        if expected.kms_key_arn and key and key != expected.kms_key_arn:
+            # AWS reports the key's ARN where the registry may name an alias: compare the keys
+            same_key = w.kms_key_arn(key) == w.kms_key_arn(expected.kms_key_arn)
+        if mode != expected.mode or not same_key:
             raise StorageError(
                 f"the probe is encrypted with {mode} {key or ''}, the registry expects {expected.mode} "
                 f"{expected.kms_key_arn or ''}: check the bucket's default encryption",

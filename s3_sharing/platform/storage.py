@@ -138,6 +138,8 @@ class Bucket:
     location: BucketLocation
     client: Any
     transfer: TransferConfig
+    kms: Any = None
+    """KMS with the same credentials, to resolve a key named by its alias."""
 
     def uri(self, key: str) -> str:
         return f"s3://{self.location.bucket}/{self.location.prefix}{key}"
@@ -260,6 +262,11 @@ class Bucket:
             head = self.client.head_object(Bucket=self.location.bucket, Key=self.location.prefix + key)
         return head.get("ServerSideEncryption"), head.get("SSEKMSKeyId")
 
+    def kms_key_arn(self, key_id: str) -> str:
+        """The ARN of the KMS key that ``key_id`` (a key or alias ARN, an id) names."""
+        with _explained(self.owner, f"describing KMS key {key_id}"):
+            return str(self.kms.describe_key(KeyId=key_id)["KeyMetadata"]["Arn"])
+
     def sha256(self, key: str) -> str | None:
         """The SHA-256 (hex) S3 computed on arrival; None for multipart (composite) checksums."""
         with _explained(self.owner, f"checking {self.uri(key)}"):
@@ -327,7 +334,8 @@ class S3Buckets(dg.ConfigurableResource):
             multipart_chunksize=self.multipart_chunk_mb * MiB,
             max_concurrency=self.max_upload_concurrency,
         )
-        return Bucket(owner, location, client, transfer)
+        kms = session.client("kms", region_name=location.region, config=AWS_RETRIES, **credentials)
+        return Bucket(owner, location, client, transfer, kms)
 
 
 @contextmanager

@@ -4,6 +4,7 @@ import base64
 import csv
 import hashlib
 import io
+import json
 
 import pyarrow as pa
 import pytest
@@ -78,9 +79,19 @@ def test_delivery_role_policy_is_limited_to_the_prefix():
 
 def test_kms_statement_names_only_the_business_key():
     policy = delivery_role_policy("b", "", "arn:aws:kms:eu-west-1:123456789012:key/abc")
-    kms = policy["Statement"][-1]
-    assert kms["Resource"] == "arn:aws:kms:eu-west-1:123456789012:key/abc"
-    assert set(kms["Action"]) == {"kms:GenerateDataKey", "kms:Decrypt"}
+    use, describe = policy["Statement"][-2:]
+    assert use["Resource"] == describe["Resource"] == "arn:aws:kms:eu-west-1:123456789012:key/abc"
+    assert set(use["Action"]) == {"kms:GenerateDataKey", "kms:Decrypt"}
+    assert describe["Action"] == ["kms:DescribeKey"] and "Condition" not in use
+
+
+def test_an_alias_is_matched_by_the_keys_it_names_never_as_a_resource():
+    # AWS compares Resource with the key ARN: a statement whose Resource is the alias ARN allows nothing.
+    policy = delivery_role_policy("b", "", "arn:aws:kms:eu-west-1:123456789012:alias/globex")
+    for statement in policy["Statement"][-2:]:
+        assert statement["Resource"] == "arn:aws:kms:eu-west-1:123456789012:key/*"
+        assert statement["Condition"] == {"ForAnyValue:StringEquals": {"kms:ResourceAliases": "alias/globex"}}
+    assert "alias/globex" not in json.dumps([s["Resource"] for s in policy["Statement"]])
 
 
 @pytest.mark.parametrize("external_id", [None, "ext-123"])

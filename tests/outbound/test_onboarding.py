@@ -6,11 +6,12 @@ import re
 import pytest
 
 from s3_sharing import cli
-from s3_sharing.outbound.onboarding import bucket_policy, kms_key_policy_statement
+from s3_sharing.outbound.onboarding import bucket_policy, kms_key_policy, verify_access
 from s3_sharing.outbound.registry import read_registry
 from s3_sharing.platform import crypto
 
 from ..conftest import default_registry, registry_entry, write_registry
+from ..fakes import MemoryBucket, MemoryBuckets
 
 PLATFORM = "arn:aws:iam::999999999999:role/s3-sharing-platform"
 
@@ -56,8 +57,14 @@ def test_onboard_prints_the_role_the_least_privilege_policies_and_a_checklist(se
     assert listing["Resource"] == "arn:aws:s3:::globex-bucket"
     assert listing["Condition"] == {"StringLike": {"s3:prefix": ["psp/inbound/*"]}}
 
-    assert kms == kms_key_policy_statement(globex.destination)
-    assert kms["Condition"] == {"StringEquals": {"kms:ViaService": "s3.eu-west-1.amazonaws.com"}}
+    assert kms == kms_key_policy(globex.destination)
+    use, describe = kms["Statement"]
+    assert use["Condition"] == {"StringEquals": {"kms:ViaService": "s3.eu-west-1.amazonaws.com"}}
+    assert describe["Action"] == ["kms:DescribeKey"] and describe["Principal"] == {"AWS": role}
+    kms_statements = [
+        s for s in permissions["Statement"] if s["Sid"] in ("EncryptWithBusinessKey", "ResolveBusinessKey")
+    ]
+    assert [s["Resource"] for s in kms_statements] == ["arn:aws:kms:eu-west-1:123456789012:key/*"] * 2
     assert trust["Statement"][0]["Principal"] == {"AWS": PLATFORM}
     assert trust["Statement"][0]["Condition"] == {"StringEquals": {"sts:ExternalId": "globex-secret-ext"}}
     assert {s["Sid"] for s in permissions["Statement"]} >= {"WriteDeliveries", "EncryptWithBusinessKey"}
@@ -138,3 +145,32 @@ def test_verify_access_names_the_missing_permission_and_its_resource(settings, k
             in out
         )
         assert "with this business's external id" in out
+
+
+KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+class _AwsLikeKms(MemoryBucket):
+    """As AWS answers: S3 reports the key's ARN, and DescribeKey resolves the registry's alias."""
+
+    reported = KEY_ARN
+
+    def encryption(self, key: str) -> tuple[str | None, str | None]:
+        return "aws:kms", self.reported
+
+    def kms_key_arn(self, key_id: str) -> str:
+        return KEY_ARN if key_id.endswith(":alias/globex") else key_id
+
+
+@pytest.mark.parametrize(
+    ("reported", "ok"), [(KEY_ARN, True), (KEY_ARN.replace("1234abcd", "99999999"), False)]
+)
+def test_verify_access_compares_the_key_behind_an_alias(settings, reported, ok):
+    class Buckets(MemoryBuckets):
+        def open(self, location, role, *, owner, session_id):
+            bucket = _AwsLikeKms(owner, location, self.buckets.setdefault(location.bucket, {}))
+            bucket.reported = reported
+            return bucket
+
+    steps = {s.name: s for s in verify_access(read_registry(settings.registry).get("globex"), Buckets())}
+    assert steps["encryption"].ok is ok, steps["encryption"].detail
