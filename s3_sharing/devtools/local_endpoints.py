@@ -1,4 +1,5 @@
-"""Local stand-ins for AWS (moto's server: S3, STS, IAM, KMS) and GCS (gcp-storage-emulator).
+"""Local stand-ins for AWS (moto's server: S3, STS, IAM, KMS) and GCS (gcp-storage-emulator),
+each wrapped so it can inject faults (``devtools/moto_server.py``, ``devtools/gcs_server.py``).
 
 Both run as real HTTP servers on 127.0.0.1. The product reaches them only through the standard
 ``AWS_ENDPOINT_URL`` and ``STORAGE_EMULATOR_HOST`` variables that ``LocalEndpoints.environment``
@@ -117,8 +118,8 @@ class LocalEndpoints:
             "-p",
             str(self.moto_port),
         ]
-        gcs = [sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1"]
-        gcs += ["--port", str(self.gcs_port), "--in-memory", "--quiet"]
+        gcs = [sys.executable, "-m", "s3_sharing.devtools.gcs_server", "-H", "127.0.0.1"]
+        gcs += ["-p", str(self.gcs_port)]
         for command in (moto, gcs):
             self.processes.append(
                 subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -257,3 +257,19 @@ def test_a_burst_of_503_slowdown_is_absorbed(built, stack):
     business = read_registry(built.registry).get("globex")
     (verdict,) = _certifier(built).certify(business, [_window(built, HOURS[3])])
     assert verdict.status is Status.DELIVERED, verdict.describe()
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_a_burst_of_gcs_errors_is_absorbed(built, stack, status):
+    """The archive answers 429 (rate limit) or 503 to the next uploads; google-cloud-storage's
+    retry (3.x retries uploads by default) carries the delivery through."""
+    faults = f"{stack.gcs_url}/_faults/unavailable"
+    request = urllib.request.Request(f"{faults}?count=4&status={status}", method="POST")
+    urllib.request.urlopen(request, timeout=10).close()
+    writers.start(_environment())
+    assert writers.deliver("globex", HOURS[3], f"gcs-{status}") == ("ok", False)
+    with urllib.request.urlopen(faults, timeout=10) as left:
+        assert left.read() == b"0", "every injected GCS error was answered"
+    business = read_registry(built.registry).get("globex")
+    (verdict,) = _certifier(built).certify(business, [_window(built, HOURS[3])])
+    assert verdict.status is Status.DELIVERED, verdict.describe()
