@@ -16,6 +16,7 @@ from s3_sharing.cli.imports import add_import_commands
 from s3_sharing.definitions import build_definitions
 from s3_sharing.devtools import datagen
 from s3_sharing.devtools.dagster_dev import GraphQLError
+from s3_sharing.outbound.dictionary import data_dictionary
 from s3_sharing.outbound.onboarding import onboarding_pack, verify_access
 from s3_sharing.outbound.registry import Business, read_registry
 from s3_sharing.platform.postgres import PostgresNotConfigured
@@ -34,6 +35,7 @@ from s3_sharing.platform.time import (
 from s3_sharing.platform.yaml_registry import RegistryError
 from s3_sharing.transform.dbt_assets import (
     dbt_project,
+    load_manifest,
     prepare,
 )
 
@@ -133,7 +135,15 @@ def cmd_onboard(settings: Settings, args: argparse.Namespace) -> int:
     """What to give the business and what it must give: role ARN, policies, checklist."""
     business = _business(settings, args.business)
     _, certificate = command_platform_keys(settings).signing_key()
-    print(onboarding_pack(business, args.platform_principal or caller_principal(), str(certificate)))
+    dictionary = data_dictionary(load_manifest(dbt_project(settings)), business.datasets)
+    principal = args.platform_principal or caller_principal()
+    print(onboarding_pack(business, principal, str(certificate), dictionary))
+    return 0
+
+
+def cmd_data_dictionary(settings: Settings, args: argparse.Namespace) -> int:
+    """Every data set's columns, types and meaning, as Markdown (docs/data-dictionary.md)."""
+    print(data_dictionary(load_manifest(dbt_project(settings))), end="")
     return 0
 
 
@@ -231,6 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--platform-principal", help="the IAM principal that assumes delivery roles (default: current)"
     )
     onboard.set_defaults(run=cmd_onboard)
+
+    commands.add_parser(
+        "data-dictionary", help="each data set's columns, types and meaning (Markdown, for partners)"
+    ).set_defaults(run=cmd_data_dictionary)
 
     access = commands.add_parser("verify-access", help="check a business's bucket, role and encryption")
     access.add_argument("business", help="a business id of the registry")

@@ -105,9 +105,10 @@ def _json(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=2)
 
 
-def onboarding_pack(business: Business, platform_principal: str, signing_key: str) -> str:
+def onboarding_pack(business: Business, platform_principal: str, signing_key: str, dictionary: str) -> str:
     """The text to hand over and follow: both sides' documents, our signing public key
-    (``signing_key``, armored) with how to verify a delivery, and a checklist."""
+    (``signing_key``, armored) with how to verify a delivery, the data dictionary of the business's
+    data sets (Markdown), and a checklist."""
     destination = business.destination
     example_file = business.object_layout().key(
         dataset=business.datasets[0], start=EXAMPLE_WINDOW, business_id=business.id, user_id="u123"
@@ -146,6 +147,9 @@ def onboarding_pack(business: Business, platform_principal: str, signing_key: st
         f"--our-key s3-sharing-signing.asc --our-fingerprint {fingerprint} --secret-key <your secret key>",
     ]
     sections += [
+        "",
+        "== What the files hold (data dictionary) ==",
+        dictionary.removeprefix("# Data dictionary\n").strip(),
         "",
         "== What the business gives us ==",
         f"- the bucket ARN and region: {destination.bucket_arn} ({destination.region})",

@@ -37,6 +37,12 @@ def test_onboard_prints_the_role_the_least_privilege_policies_and_a_checklist(se
     assert printed.fingerprint.upper() == fingerprint and not printed.has_secret_keys
     assert "PRIVATE KEY" not in out
     assert "python verify_deliveries.py --bucket globex-bucket --prefix 'psp/inbound/'" in out
+    dictionary = out[out.index("== What the files hold (data dictionary) ==") :]
+    dictionary = dictionary[: dictionary.index("== What the business gives us ==")]
+    sections = [line.removeprefix("## ") for line in dictionary.splitlines() if line.startswith("## ")]
+    assert sections == ["IDENTITY", "PAYMENTS", "TRANSACTIONS", "BENEFICIARIES"], "its data sets only"
+    assert "| `beneficiary_iban` | string | IBAN of the beneficiary's account. |" in dictionary
+    assert "Row key: `payment_id`. Schema version: 1" in dictionary
     globex = read_registry(settings.registry).get("globex")
     role = globex.destination.role_arn
     assert f"Our delivery role ARN (add it to your bucket policy): {role}" in out
