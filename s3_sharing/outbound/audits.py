@@ -13,8 +13,10 @@ from typing import Any
 
 import pysequoia
 
+from s3_sharing.outbound.csvfile import restore_neutralised
 from s3_sharing.outbound.delivery import chain_head
 from s3_sharing.outbound.manifest import Manifest
+from s3_sharing.outbound.registry import Business
 from s3_sharing.platform import crypto
 from s3_sharing.platform.state import StateStore
 from s3_sharing.platform.storage import GcsArchive
@@ -73,10 +75,12 @@ class IsolationSample:
 
 
 def sample_latest_delivery(
-    archive: GcsArchive, state: StateStore, business_id: str, decryptor: Any, users: set[str]
+    archive: GcsArchive, state: StateStore, business: Business, decryptor: Any, users: set[str]
 ) -> IsolationSample | None:
     """Open the first files of the business's latest archived delivery with the audit key; every
     row must be of this business and of one of its users. None when nothing was delivered yet."""
+    business_id = business.id
+    read = restore_neutralised if business.spreadsheet_safe else str
     head = chain_head(state, business_id)
     if head is None:
         return None
@@ -87,7 +91,7 @@ def sample_latest_delivery(
         body = archive.read(f"{business_id}/{file.key}")
         plain = pysequoia.decrypt(body, decryptor=decryptor).bytes if body else b""
         foreign = sum(
-            row.get("business_id") != business_id or row.get("user_id") not in users
+            read(row.get("business_id") or "") != business_id or read(row.get("user_id") or "") not in users
             for row in csv.DictReader(io.StringIO(plain.decode(), newline=""))
         )
         foreign_rows += foreign

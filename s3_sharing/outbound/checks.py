@@ -168,9 +168,7 @@ class Evaluation:
                 severity=dg.AssetCheckSeverity.WARN,
                 reason="no audit secret key configured (S3_SHARING_AUDIT_SECRET_KEY_FILE): nothing sampled",
             )
-        sample = sample_latest_delivery(
-            self.archive, self.state, business.id, decryptor, self._users(business)
-        )
+        sample = sample_latest_delivery(self.archive, self.state, business, decryptor, self._users(business))
         if sample is None:
             return _result(
                 DeliveryCheck.TENANT_ISOLATION,

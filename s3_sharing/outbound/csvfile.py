@@ -27,12 +27,31 @@ def partner_schema(schema: pa.Schema) -> pa.Schema:
     return pa.schema([pa.field(f.name, pa.string()) if pa.types.is_timestamp(f.type) else f for f in schema])
 
 
-def _for_partners(batch: pa.RecordBatch) -> pa.RecordBatch:
+NEUTRALISED = "=+-@\t\r'"
+"""Leading characters prefixed with ``'``: what a spreadsheet may take as the start of a formula
+(OWASP's list for CSV injection), and ``'`` itself, so the change can always be undone."""
+
+
+def neutralise(column: pa.Array) -> pa.Array:
+    """Text values that a spreadsheet would run as a formula (or that begin with ``'``), prefixed
+    with ``'``."""
+    prefixed = pc.match_substring_regex(column, "^[=+\\-@\t\r']")
+    return pc.if_else(prefixed, pc.binary_join_element_wise("'", column, ""), column)
+
+
+def restore_neutralised(value: str) -> str:
+    """The value before ``neutralise``: one leading ``'`` removed."""
+    return value.removeprefix("'")
+
+
+def _for_partners(batch: pa.RecordBatch, spreadsheet_safe: bool = False) -> pa.RecordBatch:
     columns = []
     for column in batch.columns:
         if pa.types.is_timestamp(column.type):
             utc = column.cast(pa.timestamp(column.type.unit, "UTC")) if column.type.tz else column
             column = pc.strftime(utc, format=ISO_UTC)
+        elif spreadsheet_safe and (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            column = neutralise(column)
         columns.append(column)
     return pa.RecordBatch.from_arrays(columns, schema=partner_schema(batch.schema))
 
@@ -69,15 +88,16 @@ class _HashingFile:
 class CsvFileWriter:
     """One CSV file: a header, then every batch written to it. ``close()`` gives its summary."""
 
-    def __init__(self, path: Path, schema: pa.Schema) -> None:
+    def __init__(self, path: Path, schema: pa.Schema, spreadsheet_safe: bool = False) -> None:
         self.path = path
+        self.spreadsheet_safe = spreadsheet_safe
         self._file = path.open("wb")
         self._sink = _HashingFile(self._file)
         self._writer = pacsv.CSVWriter(self._sink, partner_schema(schema), write_options=WRITE_OPTIONS)
         self.rows = 0
 
     def write(self, batch: pa.RecordBatch) -> None:
-        self._writer.write_batch(_for_partners(batch))
+        self._writer.write_batch(_for_partners(batch, self.spreadsheet_safe))
         self.rows += batch.num_rows
 
     def close(self) -> PlainFile:

@@ -281,7 +281,11 @@ class Deliverer:
                         if writer is None or (layout.per_user and user != current_user):
                             finish(dataset, writer, current_user)
                             current_user = user
-                            writer = CsvFileWriter(workdir / f"{dataset}-{next(numbers)}.csv", batch.schema)
+                            writer = CsvFileWriter(
+                                workdir / f"{dataset}-{next(numbers)}.csv",
+                                batch.schema,
+                                business.spreadsheet_safe,
+                            )
                         writer.write(piece)
                 finish(dataset, writer, current_user)
         return [future.result() for future in sealing]

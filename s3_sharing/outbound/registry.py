@@ -109,6 +109,11 @@ class Business(_Strict):
     destination: Destination
     public_key: PublicKey
     layout: str | None = None
+    spreadsheet_safe: bool = False
+    """Opt-in for partners who open files in a spreadsheet: a text value beginning with ``=``, ``+``,
+    ``-``, ``@``, a tab, a carriage return or ``'`` is written with a leading ``'`` so it is never run
+    as a formula (``csvfile.neutralise``; remove one leading ``'`` to undo). Numbers, dates and
+    timestamps are never changed."""
 
     @field_validator("datasets")
     @classmethod

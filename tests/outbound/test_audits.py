@@ -1,6 +1,9 @@
 """keys_valid and tenant_isolation, evaluated as the certification job does."""
 
+from urllib.parse import unquote
+
 import dagster as dg
+import duckdb
 import pytest
 
 from s3_sharing.devtools.local_endpoints import local_stack
@@ -8,6 +11,7 @@ from s3_sharing.outbound.registry import read_registry
 from s3_sharing.platform.storage import GcsArchive
 
 from ..conftest import ARCHIVE, default_registry, query, registry_entry, write_registry
+from ..gpg import Gpg
 from .runs import HOUR, certify, deliver, meta
 
 pytestmark = pytest.mark.e2e
@@ -55,3 +59,33 @@ def test_rows_of_another_business_are_counted_and_no_user_id_reaches_metadata(bu
     users = {u for (u,) in query(built, "SELECT user_id FROM raw.users")}
     shown = " ".join(str(v.value) for v in check.metadata.values())
     assert not [u for u in users if u in shown], "a user id reached the check's metadata"
+
+
+def test_a_spreadsheet_safe_business_gets_neutralised_text_and_still_passes_its_audit(
+    built, keys, tmp_path, monkeypatch
+):
+    from s3_sharing.platform.settings import Settings
+
+    entries = default_registry(keys)
+    entries[0] = registry_entry("acme", keys, spreadsheet_safe=True)
+    monkeypatch.setenv("S3_SHARING_REGISTRY", str(write_registry(tmp_path / "safe.yaml", entries)))
+    safe = Settings.from_env()
+    (user,) = query(safe, "SELECT min(user_id) FROM main_marts.fi_data WHERE business_id = 'acme'")[0]
+    formula = f'=HYPERLINK("http://evil","{user}")'
+    with duckdb.connect(str(safe.duckdb_path)) as con:  # a user id a spreadsheet would run
+        for table in ("raw.users", "main_marts.fi_data", "main_marts.analytics"):
+            con.execute(f"UPDATE {table} SET user_id = ? WHERE user_id = ?", [formula, user])
+    with local_stack(read_registry(safe.registry), ARCHIVE) as stack:
+        deliver(safe, HOUR)
+        checks = certify(safe, lookback=1)
+        reader = stack.reader_client()
+        keys_listed = [o["Key"] for o in reader.list_objects_v2(Bucket="acme-bucket")["Contents"]]
+        (file_key,) = [k for k in keys_listed if "FI_DATA" in k and "HYPERLINK" in unquote(k)]
+        body = reader.get_object(Bucket="acme-bucket", Key=file_key)["Body"].read()
+    gpg = Gpg(keys["acme"].secret, keys["platform-signing"].public)  # the partner's own client
+    rows = gpg.open(body).rows
+    gpg.close()
+    assert rows and {r["user_id"] for r in rows} == {"'" + formula}, "the formula is neutralised"
+    assert all(not r["amount"].startswith("'") for r in rows), "numbers are never changed"
+    assert checks[("acme", "tenant_isolation")].passed, checks[("acme", "tenant_isolation")].metadata
+    assert checks[("acme", "delivered")].passed, checks[("acme", "delivered")].metadata

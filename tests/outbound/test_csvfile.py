@@ -1,11 +1,12 @@
 """What a partner parses: null and empty text told apart, timestamps in ISO 8601 UTC with the zone."""
 
+import csv
 import datetime as dt
 import hashlib
 
 import pyarrow as pa
 
-from s3_sharing.outbound.csvfile import CsvFileWriter
+from s3_sharing.outbound.csvfile import CsvFileWriter, restore_neutralised
 
 
 def test_nulls_empty_strings_and_timestamps_are_written_for_partners(tmp_path):
@@ -38,3 +39,27 @@ def test_nulls_empty_strings_and_timestamps_are_written_for_partners(tmp_path):
     )
     assert (written.rows, written.size) == (3, path.stat().st_size)
     assert written.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_spreadsheet_safe_neutralises_text_that_starts_a_formula_and_never_numbers(tmp_path):
+    values = ['=HYPERLINK("http://x")', "+1", "-2", "@SUM(A1)", "\tx", "\rx", "plain", "'=kept", None, ""]
+    batch = pa.record_batch(
+        [pa.array(values), pa.array([-1.5] * len(values)), pa.array([-3] * len(values))],
+        names=["note", "amount", "count"],
+    )
+    plain, safe = tmp_path / "plain.csv", tmp_path / "safe.csv"
+    for path, opted_in in ((plain, False), (safe, True)):
+        with CsvFileWriter(path, batch.schema, spreadsheet_safe=opted_in) as writer:
+            writer.write(batch)
+            writer.close()
+
+    def rows(path):
+        return list(csv.reader(path.open(newline="")))[1:]
+
+    assert [r[0] for r in rows(plain)] == [v or "" for v in values], "unchanged unless opted in"
+    neutralised = [r[0] for r in rows(safe)]
+    assert neutralised[:6] == ["'" + v for v in values[:6]]
+    assert neutralised[6:] == ["plain", "''=kept", "", ""], "a leading ' is doubled, so it can be undone"
+    assert all(r[1:] == ["-1.5", "-3"] for r in rows(safe)), "numeric columns are never changed"
+    assert '"",' in safe.read_text() and "\n," in safe.read_text(), "null and empty text still differ"
+    assert [restore_neutralised(v) for v in neutralised[:8]] == values[:8]
