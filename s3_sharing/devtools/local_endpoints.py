@@ -27,6 +27,8 @@ import psycopg
 from s3_sharing.devtools.ports import free_port
 from s3_sharing.devtools.postgres import LocalPostgres
 from s3_sharing.inbound.iam import import_role_policy
+from s3_sharing.inbound.rewards.iam import fi_upload_policy, landing_statements
+from s3_sharing.inbound.rewards.registry import FiRegistry
 from s3_sharing.inbound.sources import ImportSource
 from s3_sharing.outbound.iam import delivery_role_policy, delivery_role_trust_policy, platform_policy
 from s3_sharing.outbound.registry import Business, Registry
@@ -97,6 +99,8 @@ class LocalEndpoints:
     pg_dsn: str | None = None
     """The private PostgreSQL started with them, if any."""
     import_keys: dict[str, str] = field(default_factory=dict)
+    fi_keys: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Per FI: the access keys of its upload user (what AWS Transfer Family writes as)."""
     """Environment variables of the import sources that gave us a key pair instead of a role."""
     kms_key_arns: dict[str, str] = field(default_factory=dict)
 
@@ -155,14 +159,18 @@ class LocalEndpoints:
         archive_bucket: str = ARCHIVE_BUCKET,
         state_bucket: str = STATE_BUCKET,
         import_sources: Iterable[ImportSource] = (),
+        fi_registry: FiRegistry | None = None,
     ) -> None:
         """Create each business's bucket and delivery role, each import source's bucket and role (or
-        user with a key pair), the platform user, its state bucket and the archive."""
+        user with a key pair), the landing bucket and each FI's upload user, the platform user, its
+        state bucket and the archive."""
         iam, s3 = self.admin_client("iam"), self.admin_client("s3")
         iam.create_user(UserName=PLATFORM_USER)
         s3.create_bucket(Bucket=state_bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
         platform_arn = f"arn:aws:iam::{LOCAL_ACCOUNT}:user/{PLATFORM_USER}"
         role_arns = self._provision_imports(iam, s3, platform_arn, list(import_sources))
+        if fi_registry is not None:
+            self._provision_landing(iam, s3, fi_registry)
         for business in businesses:
             s3.create_bucket(Bucket=business.bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
             if business.kms_alias_arn:
@@ -185,7 +193,11 @@ class LocalEndpoints:
         iam.put_user_policy(
             UserName=PLATFORM_USER,
             PolicyName="assume-delivery-roles-and-keep-state",
-            PolicyDocument=json.dumps(platform_policy(role_arns, state_bucket)),
+            PolicyDocument=json.dumps(
+                platform_policy(
+                    role_arns, state_bucket, landing_statements(fi_registry) if fi_registry else None
+                )
+            ),
         )
         self.platform_keys = self._access_keys(iam, PLATFORM_USER)
         iam.create_user(UserName=READER_USER)
@@ -247,6 +259,37 @@ class LocalEndpoints:
             )
             self.customer_keys = self._access_keys(iam, CUSTOMER_USER)
         return role_arns
+
+    def _provision_landing(self, iam: Any, s3: Any, registry: FiRegistry) -> None:
+        """The landing bucket, versioned and SSE-KMS by default as in production, and a user per FI
+        with exactly the upload policy its Transfer Family role gets."""
+        bucket = registry.landing.bucket
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        key = self.admin_client("kms").create_key(Description="s3_sharing landing bucket key")
+        s3.put_bucket_encryption(
+            Bucket=bucket,
+            ServerSideEncryptionConfiguration={
+                "Rules": [
+                    {
+                        "ApplyServerSideEncryptionByDefault": {
+                            "SSEAlgorithm": "aws:kms",
+                            "KMSMasterKeyID": key["KeyMetadata"]["Arn"],
+                        }
+                    }
+                ]
+            },
+        )
+        for fi in registry.fis:
+            user = f"sftp-{fi.id}"
+            iam.create_user(UserName=user)
+            policy = json.dumps(fi_upload_policy(registry, fi))
+            iam.put_user_policy(UserName=user, PolicyName="upload", PolicyDocument=policy)
+            self.fi_keys[fi.id] = self._access_keys(iam, user)
+
+    def fi_client(self, fi_id: str) -> Any:
+        """S3 as an FI's upload user sees the landing bucket (puts files, reads its error files)."""
+        return self._client_of(self.fi_keys[fi_id])
 
     def customer_client(self) -> Any:
         """S3 as a customer's ETL sees its own bucket (drops files, reads our error files)."""
@@ -323,6 +366,7 @@ def local_stack(
     state_bucket: str = STATE_BUCKET,
     import_sources: Iterable[ImportSource] = (),
     postgres: bool = False,
+    fi_registry: FiRegistry | None = None,
 ) -> Iterator[LocalEndpoints]:
     """Local S3/STS/IAM/KMS and GCS with the registry's buckets and roles (and the import sources'),
     and with ``postgres`` a private, migrated PostgreSQL; the process environment points at them
@@ -330,7 +374,7 @@ def local_stack(
     saved = dict(os.environ)
     with LocalEndpoints() as endpoints, LocalPostgres(LOCAL_DIR) if postgres else nullcontext() as database:
         businesses = [BusinessBucket.of(b) for b in registry.businesses]
-        endpoints.provision(businesses, archive_bucket, state_bucket, import_sources)
+        endpoints.provision(businesses, archive_bucket, state_bucket, import_sources, fi_registry)
         endpoints.enforce_iam()
         if database is not None:
             endpoints.pg_dsn = database.dsn

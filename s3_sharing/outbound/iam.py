@@ -87,18 +87,27 @@ STATE_ACTIONS = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
 """Leases, chain heads and journals: read, conditionally write, remove."""
 
 
-def platform_policy(delivery_role_arns: list[str], state_bucket: str) -> dict[str, Any]:
-    """What the platform's own principal may do: assume the delivery roles, and keep its state
-    (in its own bucket, nothing else of it)."""
+def platform_policy(
+    delivery_role_arns: list[str], state_bucket: str, landing: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """What the platform's own principal may do: assume the delivery roles, keep its state (in its
+    own bucket, nothing else of it), and with ``landing`` the landing bucket's statements
+    (``inbound/rewards/iam.py``)."""
     return {
         "Version": POLICY_VERSION,
         "Statement": [
-            {
-                "Sid": "AssumeDeliveryRoles",
-                "Effect": "Allow",
-                "Action": "sts:AssumeRole",
-                "Resource": delivery_role_arns,
-            },
+            *(
+                [
+                    {
+                        "Sid": "AssumeDeliveryRoles",
+                        "Effect": "Allow",
+                        "Action": "sts:AssumeRole",
+                        "Resource": delivery_role_arns,
+                    }
+                ]
+                if delivery_role_arns
+                else []
+            ),
             {
                 "Sid": "KeepState",
                 "Effect": "Allow",
@@ -111,5 +120,6 @@ def platform_policy(delivery_role_arns: list[str], state_bucket: str) -> dict[st
                 "Action": LIST_ACTIONS,
                 "Resource": bucket_arn(state_bucket),
             },
+            *(landing or []),
         ],
     }

@@ -10,6 +10,7 @@ import base64
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,17 @@ class BucketLocation:
     prefix: str = ""
     sse_mode: str = "AES256"
     kms_key_arn: str | None = None
+
+
+@dataclass(frozen=True)
+class ObjectVersion:
+    """One version of an object: what a ledger records to know it saw exactly this content."""
+
+    key: str
+    version_id: str
+    etag: str
+    size: int
+    last_modified: datetime
 
 
 @dataclass(frozen=True)
@@ -256,6 +268,48 @@ class Bucket:
                 self.location.bucket, self.location.prefix + key, str(path), Config=self.transfer
             )
 
+    def versions(self, prefix: str = "") -> list[ObjectVersion]:
+        """The current version of every object under the prefix (not those deleted), paginated."""
+        found = []
+        with _explained(self.owner, f"listing {self.uri(prefix)}"):
+            pages = self.client.get_paginator("list_object_versions").paginate(
+                Bucket=self.location.bucket, Prefix=self.location.prefix + prefix
+            )
+            for page in pages:
+                for item in page.get("Versions", []):
+                    if item["IsLatest"]:
+                        key = item["Key"].removeprefix(self.location.prefix)
+                        version = item.get("VersionId") or "null"
+                        etag, size = item["ETag"].strip('"'), int(item["Size"])
+                        found.append(ObjectVersion(key, version, etag, size, item["LastModified"]))
+        return sorted(found, key=lambda v: v.key)
+
+    def download_version(self, version: ObjectVersion, path: Path) -> None:
+        """That version of the object, streamed to ``path`` (parallel ranges when large)."""
+        extra = {} if version.version_id == "null" else {"VersionId": version.version_id}
+        with _explained(self.owner, f"reading {self.uri(version.key)} version {version.version_id}"):
+            self.client.download_file(
+                self.location.bucket,
+                self.location.prefix + version.key,
+                str(path),
+                ExtraArgs=extra,
+                Config=self.transfer,
+            )
+
+    def move(self, version: ObjectVersion, new_key: str) -> str:
+        """Copy that version to ``new_key`` (same encryption), then delete the key: in a versioned
+        bucket the version itself stays, behind a delete marker."""
+        source = {"Bucket": self.location.bucket, "Key": self.location.prefix + version.key}
+        if version.version_id != "null":
+            source["VersionId"] = version.version_id
+        extra = {"ServerSideEncryption": self.location.sse_mode}
+        if self.location.kms_key_arn:
+            extra["SSEKMSKeyId"] = self.location.kms_key_arn
+        with _explained(self.owner, f"moving {self.uri(version.key)} to {self.uri(new_key)}"):
+            self.client.copy(source, self.location.bucket, self.location.prefix + new_key, ExtraArgs=extra)
+            self.client.delete_object(Bucket=self.location.bucket, Key=self.location.prefix + version.key)
+        return self.uri(new_key)
+
     def encryption(self, key: str) -> tuple[str | None, str | None]:
         """How S3 encrypted an object at rest: (``ServerSideEncryption``, ``SSEKMSKeyId``)."""
         with _explained(self.owner, f"checking {self.uri(key)}"):
@@ -313,6 +367,10 @@ class S3Buckets(dg.ConfigurableResource):
             aws_secret_access_key=credentials["SecretAccessKey"],
             aws_session_token=credentials["SessionToken"],
         )
+
+    def own(self, location: BucketLocation, *, owner: str) -> Bucket:
+        """A bucket of the platform's own account, with its own credentials (the landing bucket)."""
+        return self._bucket(boto3.session.Session(), location, owner)
 
     def open_with_keys(
         self, location: BucketLocation, access_key_id: str, secret_access_key: str, *, owner: str
