@@ -5,6 +5,8 @@ import; ``defs`` reads it when Dagster loads the location."""
 import dagster as dg
 
 from s3_sharing.inbound.assets import build_import_definitions
+from s3_sharing.inbound.rewards.assets import build_rewards_assets
+from s3_sharing.inbound.rewards.registry import read_fi_registry
 from s3_sharing.inbound.sources import read_sources
 from s3_sharing.outbound.assets import build_delivery_assets
 from s3_sharing.outbound.checks import build_delivery_checks
@@ -50,8 +52,10 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     import_assets, import_jobs, import_schedules = build_import_definitions(
         read_sources(settings.import_sources)
     )
+    fi_registry = read_fi_registry(settings.fi_registry) if settings.fi_registry else None
+    rewards = build_rewards_assets(fi_registry, settings.partition_start) if fi_registry else None
     return dg.Definitions(
-        assets=[*dbt.all(), *deliveries.values(), *import_assets],
+        assets=[*dbt.all(), *deliveries.values(), *import_assets, *([rewards.asset] if rewards else [])],
         asset_checks=checks,
         jobs=[
             *dbt.jobs(),
@@ -59,6 +63,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             *sharing_jobs.values(),
             *([certify_job] if certify_job else []),
             *import_jobs,
+            *([rewards.job] if rewards else []),
         ],
         schedules=[*build_schedules(sharing_jobs, settings.schedule_minute, certify_job), *import_schedules],
         sensors=[
@@ -66,6 +71,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             build_watchdog(active, windows, delivery_jobs, relations, dbt.hourly_marts),
             check_failure_alerts,
             run_failure_alerts,
+            *([rewards.sensor] if rewards else []),
         ],
         resources=build_resources(settings, dbt.project),
     )

@@ -23,6 +23,8 @@ class PlatformKeys(dg.ConfigurableResource):
     signing_key_passphrase: str | None = None
     audit_key_file: str
     audit_secret_key_file: str | None = None
+    inbound_key_file: str | None = None
+    inbound_key_passphrase: str | None = None
 
     def signing_key(self) -> tuple[Any, Any]:
         """(signer, public certificate) of the platform's signing key."""
@@ -31,6 +33,14 @@ class PlatformKeys(dg.ConfigurableResource):
 
     def audit_cert(self) -> Any:
         return crypto.load_cert(_read(self.audit_key_file, "audit key"), "audit key")
+
+    def inbound_key(self) -> tuple[Any, Any]:
+        """(decryptor, public certificate) of our inbound key, which FIs encrypt their files to."""
+        if self.inbound_key_file is None:
+            raise crypto.KeyProblem("inbound key: not configured (S3_SHARING_INBOUND_KEY_FILE)")
+        armor = _read(self.inbound_key_file, "inbound key")
+        decryptor = crypto.load_decryptor(armor, "inbound key", self.inbound_key_passphrase)
+        return decryptor, crypto.load_cert(armor, "inbound key")
 
     def audit_decryptor(self) -> Any | None:
         """Opens archived files for the tenant isolation check; None when not configured."""
@@ -53,11 +63,13 @@ class WorkDirectory(dg.ConfigurableResource):
 
 def command_platform_keys(settings: Settings) -> PlatformKeys:
     """The platform's keys for a command run outside Dagster (the passphrase read from the settings)."""
-    passphrase = settings.signing_key_passphrase
+    passphrase, inbound = settings.signing_key_passphrase, settings.inbound_key_passphrase
     return PlatformKeys(
         signing_key_file=str(settings.signing_key_file),
         signing_key_passphrase=passphrase.get_secret_value() if passphrase else None,
         audit_key_file=str(settings.audit_key_file),
+        inbound_key_file=str(settings.inbound_key_file),
+        inbound_key_passphrase=inbound.get_secret_value() if inbound else None,
     )
 
 
@@ -94,6 +106,8 @@ def build_resources(settings: Settings, project: DbtProject) -> dict[str, object
             audit_secret_key_file=str(settings.audit_secret_key_file)
             if settings.audit_secret_key_file
             else None,
+            inbound_key_file=str(settings.inbound_key_file),
+            inbound_key_passphrase=secret(settings, "inbound_key_passphrase"),
         ),
         "workdir": WorkDirectory(root=str(settings.work_dir)),
         "postgres": Postgres(dsn=settings.pg_dsn, password=secret(settings, "pg_password")),

@@ -25,7 +25,9 @@ DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 LOCAL_DIR = REPO_ROOT / ".local"
 DBT_TARGETS = ("dev", "prod")
 PREFIX = "S3_SHARING_"
-SECRETS = frozenset({"signing_key_passphrase", "slack_token", "alert_webhook_url", "pg_password"})
+SECRETS = frozenset(
+    {"signing_key_passphrase", "inbound_key_passphrase", "slack_token", "alert_webhook_url", "pg_password"}
+)
 """Read only to know whether they are set: resources take them through ``dg.EnvVar``, so their
 values never enter run config, the UI or the logs."""
 
@@ -58,6 +60,13 @@ class Settings(BaseModel):
     """The business registry YAML file."""
     import_sources: Path = REPO_ROOT / "registry" / "imports.yaml"
     """The import sources registry YAML file."""
+    fi_registry: Path | None = None
+    """The FI registry: landing bucket, reward programs and the FIs that send transaction files
+    (unset: no rewards; ``make demo`` writes one for its demo FI)."""
+    inbound_key_file: Path = LOCAL_DIR / "keys" / "inbound.sec"
+    """Our inbound decryption secret key (armored): FIs encrypt their files to its public key."""
+    inbound_key_passphrase: SecretStr | None = None
+    """Its passphrase, if any."""
     pg_dsn: str | None = None
     """The operational PostgreSQL, ``postgresql://user@host:port/database`` without the password
     (``make demo``, ``make dev`` and ``s3-sharing endpoints`` start a private server and set it)."""
@@ -109,6 +118,8 @@ class Settings(BaseModel):
         "duckdb_path",
         "registry",
         "import_sources",
+        "fi_registry",
+        "inbound_key_file",
         "signing_key_file",
         "audit_key_file",
         "dbt_target_path",

@@ -24,8 +24,8 @@ class Loaded:
     rows_duplicate: int
     amount_duplicate_minor: int
     points: int
-    unknown_originals: list[tuple[int, str, str]]
-    """(line, transaction id, original id) of clawbacks whose original (a transaction that earns) is
+    unknown_originals: list[tuple[int, str, str, int]]
+    """(line, transaction id, original id, amount) of clawbacks whose original (a transaction that earns) is
     in no file: rejected, so the FI sends them again after the original."""
 
 
@@ -77,7 +77,7 @@ def load(
         "DELETE FROM staging s WHERE s.type = ANY(%(claw)s) AND NOT EXISTS (SELECT 1 FROM fi_transactions t"
         " WHERE t.fi = %(fi)s AND t.transaction_id = s.original_transaction_id AND t.type <> ALL(%(claw)s))"
         " AND NOT EXISTS (SELECT 1 FROM staging o WHERE o.transaction_id = s.original_transaction_id"
-        " AND o.type <> ALL(%(claw)s)) RETURNING line, transaction_id, original_transaction_id",
+        " AND o.type <> ALL(%(claw)s)) RETURNING line, transaction_id, original_transaction_id, amount_minor",
         {"claw": list(CLAWBACK_TYPES), "fi": fi},
     ).fetchall()
     inserted = connection.execute(

@@ -25,10 +25,11 @@ from s3_sharing.inbound.rewards.normalise import ERROR_COLUMNS, FileRejected, no
 from s3_sharing.inbound.rewards.registry import FinancialInstitution, FiRegistry
 from s3_sharing.platform import crypto
 from s3_sharing.platform.postgres import Postgres
-from s3_sharing.platform.storage import Bucket, GcsArchive, ObjectVersion
+from s3_sharing.platform.storage import Bucket, BucketLocation, GcsArchive, ObjectVersion, S3Buckets
 from s3_sharing.platform.workdir import private_workdir
 
 Status = Literal["loaded", "rejected", "skipped"]
+UNKNOWN_ORIGINAL = "original transaction not found in this or an earlier file (send this row again after it)"
 
 
 @dataclass
@@ -91,6 +92,30 @@ def landed_on(version: ObjectVersion) -> str:
     return version.last_modified.astimezone(UTC).strftime("%Y-%m-%d")
 
 
+def open_landing(registry: FiRegistry, s3: S3Buckets) -> Bucket:
+    """The platform's own landing bucket, with its own credentials (SSE-KMS by the bucket's key)."""
+    landing = registry.landing
+    return s3.own(BucketLocation(landing.bucket, landing.region, sse_mode="aws:kms"), owner="landing bucket")
+
+
+def listing(landing: Bucket, fi: FinancialInstitution) -> list[ObjectVersion]:
+    """The current version of each of the FI's files (its folder, not below; its pattern)."""
+    return [v for v in landing.versions(fi.prefix) if fi.takes(v.key)]
+
+
+def pending(landing: Bucket, postgres: Postgres, fi: FinancialInstitution) -> list[ObjectVersion]:
+    """The FI's files whose current version the ledger has not seen (never a timestamp)."""
+    listed = listing(landing, fi)
+    with postgres.connect() as connection:
+        seen = set(
+            connection.execute(
+                "SELECT key, version_id FROM fi_file_ledger WHERE bucket = %s AND fi = %s",
+                (landing.location.bucket, fi.id),
+            ).fetchall()
+        )
+    return [v for v in listed if (v.key, v.version_id) not in seen]
+
+
 @dataclass
 class Processor:
     registry: FiRegistry
@@ -109,19 +134,10 @@ class Processor:
         return self.landing.location.bucket
 
     def listing(self, fi: FinancialInstitution) -> list[ObjectVersion]:
-        return [v for v in self.landing.versions(fi.prefix) if fi.takes(v.key)]
+        return listing(self.landing, fi)
 
     def pending(self, fi: FinancialInstitution) -> list[ObjectVersion]:
-        """The FI's files whose current version the ledger has not seen (never a timestamp)."""
-        listed = self.listing(fi)
-        with self.postgres.connect() as connection:
-            seen = set(
-                connection.execute(
-                    "SELECT key, version_id FROM fi_file_ledger WHERE bucket = %s AND fi = %s",
-                    (self.bucket, fi.id),
-                ).fetchall()
-            )
-        return [v for v in listed if (v.key, v.version_id) not in seen]
+        return pending(self.landing, self.postgres, fi)
 
     def run(self, fi: FinancialInstitution) -> Iterator[FileOutcome]:
         for version in self.pending(fi):
@@ -198,19 +214,13 @@ class Processor:
         outcome.amount_read_minor = normalised.amount_read_minor
         outcome.amount_duplicate_minor = normalised.amount_duplicate_minor + loaded.amount_duplicate_minor
         outcome.amount_loaded_minor = self._amount_loaded(connection, file_id)
-        outcome.amount_rejected_minor = (
-            outcome.amount_read_minor - outcome.amount_loaded_minor - outcome.amount_duplicate_minor
+        outcome.amount_rejected_minor = normalised.amount_rejected_minor + sum(
+            amount for *_, amount in loaded.unknown_originals
         )
         outcome.points = loaded.points
         late = [
-            (
-                line,
-                transaction,
-                "original_transaction_id",
-                original,
-                "original transaction not found in this or an earlier file (send this row again after it)",
-            )
-            for line, transaction, original in loaded.unknown_originals
+            (line, transaction, "original_transaction_id", original, UNKNOWN_ORIGINAL)
+            for line, transaction, original, _ in loaded.unknown_originals
         ]
         if outcome.rows_rejected:
             outcome.error_file = self._publish_errors(fi, version, outcome, work, late, normalised.errors)

@@ -12,12 +12,13 @@ import yaml
 from s3_sharing.devtools import fi_files
 from s3_sharing.devtools.keygen import KeyPair, generate_key_pair
 from s3_sharing.devtools.local_endpoints import LocalEndpoints, local_stack
+from s3_sharing.inbound.rewards.assets import build_processor
 from s3_sharing.inbound.rewards.processor import Processor
 from s3_sharing.inbound.rewards.registry import FiRegistry, read_fi_registry
 from s3_sharing.outbound.registry import Registry
-from s3_sharing.platform import crypto
 from s3_sharing.platform.postgres import Postgres
-from s3_sharing.platform.storage import BucketLocation, S3Buckets
+from s3_sharing.platform.resources import PlatformKeys, WorkDirectory
+from s3_sharing.platform.storage import S3Buckets
 
 from ...conftest import ARCHIVE
 
@@ -129,23 +130,19 @@ def fi(landing: LocalEndpoints, fi_keys: dict[str, KeyPair], tmp_path: Path) -> 
     return Fi(landing, fi_keys, directory)
 
 
+def platform_keys(keys: dict[str, KeyPair]) -> PlatformKeys:
+    return PlatformKeys(
+        signing_key_file=str(keys["platform"].secret),
+        audit_key_file=str(keys["audit"].public),
+        inbound_key_file=str(keys["inbound"].secret),
+    )
+
+
 def make_processor(
     registry: FiRegistry, postgres: Postgres, keys: dict[str, KeyPair], work: Path, run_id: str = "test"
 ) -> Processor:
-    landing = registry.landing
-    bucket = S3Buckets().own(
-        BucketLocation(landing.bucket, landing.region, sse_mode="aws:kms"), owner="landing"
-    )
-    signer, _ = crypto.load_signer(keys["platform"].secret.read_text(), None)
-    audit = crypto.load_cert(keys["audit"].public.read_text(), "audit key")
-    return Processor(
-        registry,
-        bucket,
-        postgres,
-        crypto.load_decryptor(keys["inbound"].secret.read_text(), "inbound key"),
-        lambda fi: crypto.Sealer((fi.certs[-1], audit), signer),
-        work,
-        run_id=run_id,
+    return build_processor(
+        registry, S3Buckets(), postgres, platform_keys(keys), WorkDirectory(root=str(work)), None, run_id
     )
 
 
