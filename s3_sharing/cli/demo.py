@@ -14,16 +14,21 @@ import dagster as dg
 
 from s3_sharing.cli import runbook
 from s3_sharing.cli.imports import history, history_table, run_source
+from s3_sharing.cli.rewards import describe, postgres_of, process_files
 from s3_sharing.definitions import build_definitions
-from s3_sharing.devtools import datagen
+from s3_sharing.devtools import datagen, fi_files
 from s3_sharing.devtools.dagster_dev import dagster_dev
 from s3_sharing.devtools.import_files import demo_import_files
 from s3_sharing.devtools.keygen import generate_key_pair
 from s3_sharing.devtools.local_endpoints import LocalEndpoints, local_stack, write_env_file
+from s3_sharing.inbound.rewards.processor import open_landing, pending
+from s3_sharing.inbound.rewards.registry import read_fi_registry
 from s3_sharing.inbound.sources import read_sources
 from s3_sharing.outbound.registry import Registry, read_registry
+from s3_sharing.platform import crypto
 from s3_sharing.platform.postgres import Postgres
-from s3_sharing.platform.settings import LOCAL_DIR, Settings
+from s3_sharing.platform.settings import LOCAL_DIR, Settings, variable
+from s3_sharing.platform.storage import S3Buckets
 from s3_sharing.platform.time import Cadence, cadence_partitions, hourly_key, windows_closed_by
 from s3_sharing.transform.dbt_assets import dbt_project, prepare
 
@@ -41,6 +46,20 @@ def ensure_demo_keys(settings: Settings, registry: Registry, keys_dir: Path) -> 
             generate_key_pair(keys_dir, business.id)
 
 
+def ensure_demo_fi(settings: Settings, keys_dir: Path) -> Settings:
+    """Our inbound key and the demo FI's signing key (GnuPG, once), and the FI registry that pins
+    it, written to ``.local/rewards.yaml``; the settings (and environment) then point at it."""
+    if not settings.inbound_key_file.exists():
+        generate_key_pair(settings.inbound_key_file.parent, settings.inbound_key_file.stem)
+    fi_key = keys_dir / f"fi-{fi_files.DEMO_FI}.pub"
+    if not fi_key.exists():
+        generate_key_pair(keys_dir, fi_key.stem)
+    fingerprint = crypto.load_cert(fi_key.read_text(), "demo FI key").fingerprint
+    path = fi_files.demo_fi_registry(LOCAL_DIR / "rewards.yaml", fi_key, fingerprint)
+    os.environ[variable("fi_registry")] = str(path)
+    return settings.model_copy(update={"fi_registry": path})
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     """A demo day end to end: data, dbt, deliveries to local S3 and GCS, and a summary."""
     end = datagen.current_hour()
@@ -51,6 +70,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     print(f"generated {sum(counts.values()):,} rows, {businesses} businesses, in {settings.duckdb_path}")
     registry = read_registry(settings.registry)
     ensure_demo_keys(settings, registry, LOCAL_DIR / "keys")
+    settings = ensure_demo_fi(settings, LOCAL_DIR / "keys")
     prepare(dbt_project(settings))
     start = end - timedelta(hours=args.hours)
     runbook.materialize(
@@ -60,7 +80,10 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     )
     outcomes = []
     sources = read_sources(settings.import_sources).sources
-    with local_stack(registry, settings.archive_bucket, import_sources=sources, postgres=True) as endpoints:
+    fi_registry = read_fi_registry(settings.fi_registry) if settings.fi_registry else None
+    with local_stack(
+        registry, settings.archive_bucket, import_sources=sources, postgres=True, fi_registry=fi_registry
+    ) as endpoints:
         print(
             f"local S3/STS/IAM/KMS at {endpoints.aws_url}, GCS at {endpoints.gcs_url}, "
             f"PostgreSQL at {endpoints.pg_dsn}"
@@ -81,7 +104,9 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
         imported = all(
             demo_imports(settings, endpoints, defs, instance, source.id, end) for source in sources[:1]
         )
-        succeeded = not any(o.failed for o in outcomes) and all(v.ok for v in verdicts) and imported
+        rewarded = demo_rewards(settings, endpoints, end)
+        delivered = not any(o.failed for o in outcomes) and all(v.ok for v in verdicts)
+        succeeded = delivered and imported and rewarded
         if args.ui:
             serve_ui(endpoints, Path(args.env_file), args.port)
         else:
@@ -123,6 +148,48 @@ def demo_imports(
     print(f"\ns3://{source.connection.bucket}/{events_errors} (what the customer's team reads):")
     print(body.decode("utf-8").rstrip())
     return first.success and second.success and len(imported) == len(files) and not again
+
+
+DEMO_BALANCES = {"cli_ana": 2500, "cli_luis": 0, "cli_sofia": 189}
+"""What the demo FI's two days earn (``fi_files.demo_days``; the rules of ``demo_fi_registry``)."""
+
+
+def demo_rewards(settings: Settings, endpoints: LocalEndpoints, end: datetime) -> bool:
+    """The demo FI drops a signed, encrypted file per day (the second with a refund of a first-day
+    purchase and two bad rows), then the first day's file again; each is processed as the landing
+    sensor would; each user's points, and where the FI finds its error file."""
+    registry = read_fi_registry(Path(str(settings.fi_registry)))
+    fi = registry.fi(fi_files.DEMO_FI)
+    keys = LOCAL_DIR / "keys"
+    work = LOCAL_DIR / "demo-fi"
+    work.mkdir(parents=True, exist_ok=True)
+    client = endpoints.fi_client(fi.id)
+    landing = open_landing(registry, S3Buckets())
+    postgres = postgres_of(settings)
+    days = fi_files.demo_days(end.replace(tzinfo=UTC))
+    folder = f"s3://{registry.landing.bucket}/{fi.prefix}"
+    print(f"\nrewards: {fi.name} drops a signed, encrypted file per day into {folder}")
+    processed = []
+    for day, rows in [*days.items(), next(iter(days.items()))]:  # the first day's file arrives twice
+        plain = fi_files.write_csv(work / f"{day}.csv", rows)
+        our_key, fi_key = settings.inbound_key_file.with_suffix(".pub"), keys / f"fi-{fi.id}.sec"
+        cipher = fi_files.seal_as_fi(plain, work / f"{day}.csv.pgp", our_key, fi_key)
+        plain.unlink()
+        client.upload_file(str(cipher), registry.landing.bucket, f"{fi.prefix}{day}.csv.pgp")
+        files = process_files(settings, [(fi, v) for v in pending(landing, postgres, fi)])
+        for file in files:
+            print("  " + describe(file))
+        processed += files
+    with postgres.connect() as connection:
+        rows = connection.execute("SELECT user_id, points FROM reward_balances ORDER BY 1").fetchall()
+    balances = dict(rows)
+    print("points per user (s3-sharing rewards balance <user>):")
+    for user, points in balances.items():
+        print(f"  {user}: {points}")
+    errors = [f["error_file"] for f in processed if f.get("error_file")]
+    where = ", ".join(errors)
+    print(f"the FI's error file (sealed to its key; card numbers in it masked): {where}")
+    return balances == DEMO_BALANCES and len(errors) == 1
 
 
 def serve_ui(endpoints: LocalEndpoints, env_file: Path, port: int) -> None:

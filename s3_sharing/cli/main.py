@@ -13,6 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from s3_sharing.cli import runbook
 from s3_sharing.cli.demo import DEMO_HOURS, cmd_demo, cmd_endpoints
 from s3_sharing.cli.imports import add_import_commands
+from s3_sharing.cli.rewards import add_rewards_commands
 from s3_sharing.definitions import build_definitions
 from s3_sharing.devtools import datagen
 from s3_sharing.devtools.dagster_dev import GraphQLError
@@ -250,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     access.add_argument("business", help="a business id of the registry")
     access.set_defaults(run=cmd_verify_access)
     add_import_commands(commands)
+    add_rewards_commands(commands)
     return parser
 
 

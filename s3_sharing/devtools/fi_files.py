@@ -98,3 +98,101 @@ def _fingerprint(base: list[str], key: Path) -> str:
         text=True,
     ).stdout
     return next(line.split(":")[9] for line in shown.splitlines() if line.startswith("fpr:"))
+
+
+DEMO_FI = "banco_andes"
+
+
+def demo_fi_registry(path: Path, fi_public: Path, fi_fingerprint: str) -> Path:
+    """The demo's FI registry (``make demo`` writes it under ``.local/``: it pins the fingerprint
+    of a key made on this machine): one FI, one program with one rules version."""
+    import yaml
+
+    mapping = dict(
+        zip(
+            (
+                "transaction_id",
+                "user_id",
+                "card_token",
+                "amount",
+                "currency",
+                "occurred_at",
+                "type",
+                "mcc",
+                "merchant",
+                "original_transaction_id",
+            ),
+            HEADER,
+            strict=True,
+        )
+    )
+    document = {
+        "landing": {"bucket": "s3-sharing-landing", "region": "eu-west-1"},
+        "programs": [
+            {
+                "id": "debit_rewards",
+                "name": "Debit card rewards",
+                "versions": [
+                    {
+                        "version": 1,
+                        "effective_from": "2026-01-01T00:00:00Z",
+                        "points_per_unit": "0.01",
+                        "multipliers": {"5411": 2, "5812": 3},
+                        "excluded_types": ["cash_withdrawal", "fee"],
+                        "daily_cap": 2000,
+                        "rounding": "floor",
+                    }
+                ],
+            }
+        ],
+        "fis": [
+            {
+                "id": DEMO_FI,
+                "name": "Banco de los Andes (demo)",
+                "program": "debit_rewards",
+                "prefix": f"{DEMO_FI}/",
+                "timezone": "America/Bogota",
+                "signing_keys": [{"fingerprint": fi_fingerprint, "key": {"file": str(fi_public)}}],
+                "mapping": mapping,
+                "types": TYPES,
+            }
+        ],
+    }
+    path.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
+    return path
+
+
+def demo_days(today: datetime) -> dict[str, list[tuple]]:
+    """Two days of the demo FI: purchases; then more, a refund of one of the first day's, a card
+    number where the token belongs and an amount with too many decimals (two bad rows)."""
+    first, second = today - timedelta(days=2), today - timedelta(days=1)
+
+    def row(
+        n: int,
+        user: str,
+        amount: str,
+        kind: str,
+        mcc: str,
+        day: datetime,
+        hour: int,
+        original: str = "",
+        card: str | None = None,
+    ) -> tuple:
+        at = day.replace(hour=hour, minute=15).strftime("%Y-%m-%dT%H:%M:%S-05:00")
+        return (f"BA{n:06d}", user, card or f"tok_{user}", amount, "COP", at, kind, mcc, "Comercio", original)
+
+    return {
+        first.strftime("%Y-%m-%d"): [
+            row(1, "cli_ana", "85000.00", "COMPRA", "5411", first, 9),
+            row(2, "cli_ana", "42000.50", "COMPRA", "5812", first, 13),
+            row(3, "cli_luis", "120000.00", "COMPRA", "5999", first, 10),
+            row(4, "cli_luis", "300000.00", "RETIRO", "6011", first, 11),
+            row(5, "cli_sofia", "18990.00", "COMPRA", "5541", first, 18),
+        ],
+        second.strftime("%Y-%m-%d"): [
+            row(6, "cli_ana", "25000.00", "COMPRA", "5411", second, 8),
+            row(7, "cli_luis", "120000.00", "DEVOLUCION", "5999", second, 9, original="BA000003"),
+            row(8, "cli_sofia", "5000.00", "COMPRA", "5999", second, 12, card="4111 1111 1111 1111"),
+            row(9, "cli_sofia", "10.123", "COMPRA", "5999", second, 15),
+        ],
+    }

@@ -70,8 +70,8 @@ def registry_document(fi_keys: dict[str, KeyPair], versions: list[dict[str, obje
                 "signing_keys": [
                     {"fingerprint": fi_keys["fi"].fingerprint, "key": {"file": str(fi_keys["fi"].public)}}
                 ],
-                "mapping": MAPPING,
-                "types": fi_files.TYPES,
+                "mapping": dict(MAPPING),
+                "types": dict(fi_files.TYPES),
             }
         ],
     }
