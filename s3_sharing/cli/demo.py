@@ -187,8 +187,11 @@ def demo_rewards(settings: Settings, endpoints: LocalEndpoints, end: datetime) -
     for user, points in balances.items():
         print(f"  {user}: {points}")
     errors = [f["error_file"] for f in processed if f.get("error_file")]
-    where = ", ".join(errors)
-    print(f"the FI's error file (sealed to its key; card numbers in it masked): {where}")
+    for uri in errors:
+        body = landing.read(uri.removeprefix(f"s3://{registry.landing.bucket}/")) or b""
+        fi_secret = crypto.load_decryptor((keys / f"fi-{fi.id}.sec").read_text(), "demo FI key")
+        print(f"\n{uri} (sealed to the FI's key; what its team reads, card numbers masked):")
+        print(crypto.decrypt_bytes(body, fi_secret).decode("utf-8").rstrip())
     return balances == DEMO_BALANCES and len(errors) == 1
 
 

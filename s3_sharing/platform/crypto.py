@@ -97,6 +97,11 @@ def decrypt_verified(cipher: Path, plain: Path, decryptor: Any, signers: Sequenc
     return next(f for f in fingerprints if f in pinned)
 
 
+def decrypt_bytes(message: bytes, decryptor: Any) -> bytes:
+    """A small message opened in memory (an error file in the demo; never a data file)."""
+    return bytes(pysequoia.decrypt(message, decryptor=decryptor).bytes)
+
+
 def verify_detached(data: bytes, signature: bytes, cert: Any) -> bool:
     """True when ``signature`` is a valid signature of ``data`` by ``cert``."""
     try:

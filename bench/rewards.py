@@ -1,0 +1,336 @@
+"""Benchmark: FI transaction files to reward points, against the design source's pipeline and a
+floor, in one run; then the time from a file landing to its points being queryable.
+
+    .venv/bin/python bench/rewards.py --rows 1000000 --latency-rows 100000
+
+One signed, encrypted file (made by GnuPG as an FI makes it) in the local landing bucket (moto,
+IAM enforced) and a private PostgreSQL; each pipeline in its own process (its peak RSS is its own;
+its seconds exclude interpreter start-up), each on a fresh database:
+
+- ``source``: what the design source's code does: the object read whole into memory, decrypted in
+  memory, parsed with pandas, points computed, one ``INSERT`` per transaction and per reward row,
+  on the first ``--source-rows`` rows only (its rows/s is what counts);
+- ``s3_sharing``: the product's ``Processor`` (download, SHA-256, verified decryption to a private
+  file, DuckDB normalisation, COPY, set-based rewards and balances, ledger, in one transaction);
+- ``floor``: ``gpg --decrypt`` of the downloaded file to disk, then PostgreSQL ``COPY`` of the
+  plaintext into a typed transactions table with the same primary key: nothing checked, no points.
+
+Latency: ``dagster dev`` (webserver, daemon, the landing sensor every 30 s) on the same endpoints;
+``--latency-trials`` files of ``--latency-rows`` rows are dropped at random moments of the sensor's
+cycle, and each is timed from its upload to its points being committed in PostgreSQL.
+"""
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import psycopg  # noqa: E402
+
+from s3_sharing.devtools import fi_files  # noqa: E402
+from s3_sharing.devtools.keygen import generate_key_pair  # noqa: E402
+from s3_sharing.platform.postgres import Postgres, migrate  # noqa: E402
+
+FI = fi_files.DEMO_FI
+
+
+def own_peak_rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM:"))
+
+
+def fresh_database(admin_dsn: str) -> str:
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_dsn, autocommit=True) as connection:
+        connection.execute(f"CREATE DATABASE {name}")
+    dsn = admin_dsn.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(dsn) as connection:
+        migrate(connection)
+    return dsn
+
+
+def _registry(args: argparse.Namespace):
+    from s3_sharing.inbound.rewards.registry import read_fi_registry
+
+    return read_fi_registry(Path(args.registry))
+
+
+def child_product(args: argparse.Namespace) -> dict:
+    from s3_sharing.inbound.rewards.assets import build_processor
+    from s3_sharing.platform.resources import PlatformKeys, WorkDirectory
+    from s3_sharing.platform.storage import S3Buckets
+
+    registry = _registry(args)
+    keys = Path(args.keys)
+    processor = build_processor(
+        registry,
+        S3Buckets(),
+        Postgres(dsn=args.dsn),
+        PlatformKeys(
+            signing_key_file=str(keys / "platform.sec"),
+            audit_key_file=str(keys / "audit.pub"),
+            inbound_key_file=str(keys / "inbound.sec"),
+        ),
+        WorkDirectory(root=args.work),
+        None,
+        "bench",
+    )
+    (outcome,) = list(processor.run(registry.fi(FI)))
+    assert outcome.status == "loaded", outcome.describe()
+    return {"rows": outcome.rows_loaded}
+
+
+def child_source(args: argparse.Namespace) -> dict:
+    """Seed 003's Lambda, made to run: the whole object in memory, decrypted in memory, pandas,
+    points as amount * 0.01, one INSERT per row (its sample loads row by row)."""
+    import io
+
+    import boto3
+    import pandas as pd
+    import pysequoia
+
+    registry = _registry(args)
+    body = boto3.client("s3").get_object(Bucket=registry.landing.bucket, Key=args.key)["Body"].read()
+    secret = pysequoia.Tsk.from_file(str(Path(args.keys) / "inbound.sec"))
+    plain = pysequoia.decrypt(body, decryptor=secret.decryptor()).bytes
+    frame = pd.read_csv(io.BytesIO(plain), dtype=str, keep_default_na=False, nrows=args.source_rows)
+    frame["points"] = (frame["monto"].astype(float) * 0.01).astype(int)
+    with psycopg.connect(args.dsn) as connection, connection.cursor() as cursor:
+        (ledger,) = cursor.execute(
+            "INSERT INTO fi_file_ledger (fi, bucket, key, version_id, etag, size, sha256, landed_at, status,"
+            " started_at) VALUES ('source', 'b', 'k', 'v', 'e', 0, 's', now(), 'loaded', now()) RETURNING id"
+        ).fetchone()
+        for row in frame.itertuples(index=False):
+            cursor.execute(
+                "INSERT INTO fi_transactions (fi, transaction_id, user_id, card_token, amount_minor,"
+                " currency, occurred_at, business_day, type, mcc, merchant, file_id) VALUES"
+                " ('source', %s, %s, %s, %s, %s, %s, %s::timestamptz::date, %s, %s, %s, %s)",
+                (
+                    row.id_transaccion,
+                    row.cliente,
+                    row.tarjeta,
+                    round(float(row.monto) * 100),
+                    row.moneda,
+                    row.fecha,
+                    row.fecha,
+                    row.tipo,
+                    row.mcc,
+                    row.comercio,
+                    ledger,
+                ),
+            )
+            cursor.execute(
+                "INSERT INTO reward_points (fi, transaction_id, program, user_id, business_day,"
+                " rules_version, points, reason, file_id)"
+                " VALUES ('source', %s, 'p', %s, %s::timestamptz::date, 1, %s, 'earned', %s)",
+                (row.id_transaccion, row.cliente, row.fecha, row.points, ledger),
+            )
+    return {"rows": len(frame)}
+
+
+def child_floor(args: argparse.Namespace) -> dict:
+    """gpg decrypts the downloaded file to disk; COPY loads the plaintext into a typed table with
+    the same primary key. What any loader must at least do: download, decrypt, load."""
+    import boto3
+
+    registry = _registry(args)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    cipher, plain = work / "floor.pgp", work / "floor.csv"
+    boto3.client("s3").download_file(registry.landing.bucket, args.key, str(cipher))
+    with tempfile.TemporaryDirectory() as home:
+        os.chmod(home, 0o700)
+        gpg = [
+            "gpg",
+            "--homedir",
+            home,
+            "--batch",
+            "--quiet",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            "",
+        ]
+        subprocess.run(
+            [*gpg, "--import", str(Path(args.keys) / "inbound.sec")], check=True, capture_output=True
+        )
+        subprocess.run(
+            [*gpg, "--output", str(plain), "--decrypt", str(cipher)], check=True, capture_output=True
+        )
+    with psycopg.connect(args.dsn) as connection:
+        connection.execute(
+            "CREATE TABLE floor_transactions (transaction_id text PRIMARY KEY, user_id text, card_token text,"
+            " amount numeric, currency text, occurred_at timestamp with time zone, type text, mcc text,"
+            " merchant text, original_transaction_id text)"
+        )
+        with (
+            connection.cursor() as cursor,
+            cursor.copy("COPY floor_transactions FROM STDIN (FORMAT csv, HEADER true)") as copy,
+            plain.open("rb") as source,
+        ):
+            while chunk := source.read(1 << 20):
+                copy.write(chunk)
+        rows = connection.execute("SELECT count(*) FROM floor_transactions").fetchone()[0]
+    plain.unlink()
+    return {"rows": rows}
+
+
+CHILDREN = {"source": child_source, "s3_sharing": child_product, "floor": child_floor}
+
+
+def measure(pipeline: str, admin_dsn: str, common: list[str]) -> dict:
+    dsn = fresh_database(admin_dsn)
+    command = [sys.executable, __file__, "--child", pipeline, "--dsn", dsn, *common]
+    completed = subprocess.run(command, stdout=subprocess.PIPE, check=False)
+    if completed.returncode != 0:
+        raise SystemExit(f"{pipeline} failed with status {completed.returncode}")
+    return json.loads(completed.stdout) | {"pipeline": pipeline}
+
+
+def latency(args, aws, registry_path: Path, keys: Path, postgres_dsn: str, directory: Path) -> list[float]:
+    """Files dropped at random moments of the sensor's 30 s cycle, each timed from upload to its
+    points being committed, with the sensor and the runs in ``dagster dev``."""
+    from s3_sharing.devtools.dagster_dev import dagster_dev
+
+    environment = aws.environment() | {
+        "S3_SHARING_FI_REGISTRY": str(registry_path),
+        "S3_SHARING_INBOUND_KEY_FILE": str(keys / "inbound.sec"),
+        "S3_SHARING_SIGNING_KEY_FILE": str(keys / "platform.sec"),
+        "S3_SHARING_AUDIT_KEY_FILE": str(keys / "audit.pub"),
+        "S3_SHARING_PG_DSN": postgres_dsn,
+        "S3_SHARING_WORK_DIR": str(directory / "work-dev"),
+    }
+    seconds, rng = [], random.Random(3)
+    with dagster_dev(
+        directory / "dagster_home", environment, output=(directory / "dagster.log").open("wb")
+    ) as ui:
+        ui.wait_until_loaded()
+        for trial in range(args.latency_trials):
+            time.sleep(rng.uniform(0, 30))
+            name = f"latency-{trial}"
+            rows = fi_files.purchases(args.latency_rows, seed=100 + trial)
+            rows = [(f"L{trial}-{r[0]}", *r[1:]) for r in rows]
+            plain = fi_files.write_csv(directory / f"{name}.csv", rows)
+            cipher = fi_files.seal_as_fi(
+                plain, directory / f"{name}.csv.pgp", keys / "inbound.pub", keys / "fi.sec"
+            )
+            key = f"{FI}/{name}.csv.pgp"
+            started = time.monotonic()
+            aws.fi_client(FI).upload_file(str(cipher), "s3-sharing-landing", key)
+            while True:
+                with psycopg.connect(postgres_dsn) as connection:
+                    done = connection.execute(
+                        "SELECT points FROM fi_file_ledger WHERE key = %s AND status = 'loaded'", (key,)
+                    ).fetchone()
+                if done:
+                    break
+                if time.monotonic() - started > 300:
+                    raise SystemExit(f"{key}: no points after 300 s (see {directory / 'dagster.log'})")
+                time.sleep(0.25)
+            seconds.append(time.monotonic() - started)
+            print(
+                f"  file {trial + 1}: {args.latency_rows:,} rows queryable {seconds[-1]:.1f} s after landing"
+            )
+    return seconds
+
+
+def report(rows: int, results: list[dict]) -> None:
+    print(f"\none {rows:,}-transaction file")
+    print(f"{'pipeline':<12} {'rows':>10} {'seconds':>8} {'rows/s':>10} {'peak MB':>8}")
+    for r in results:
+        rate, peak = r["rows"] / r["seconds"], r["peak_rss_mb"]
+        print(f"{r['pipeline']:<12} {r['rows']:>10,} {r['seconds']:>8.1f} {rate:>10,.0f} {peak:>8.0f}")
+    by = {r["pipeline"]: r for r in results}
+    product, source, floor = by["s3_sharing"], by["source"], by["floor"]
+    speedup = (product["rows"] / product["seconds"]) / (source["rows"] / source["seconds"])
+    print(f"s3_sharing vs source pipeline: {speedup:.0f}x rows/s (target >= 50x)")
+    print(f"s3_sharing vs floor: {product['seconds'] / floor['seconds']:.2f}x the time (target <= 1.5x)")
+    print(f"s3_sharing peak RSS: {product['peak_rss_mb']:.0f} MB (target < 300 MB)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--source-rows", type=int, default=20_000)
+    parser.add_argument("--latency-rows", type=int, default=100_000)
+    parser.add_argument("--latency-trials", type=int, default=3)
+    parser.add_argument("--child", choices=sorted(CHILDREN))
+    for option in ("--dsn", "--registry", "--keys", "--key", "--work"):
+        parser.add_argument(option)
+    args = parser.parse_args()
+    if args.child:
+        started = time.perf_counter()
+        result = CHILDREN[args.child](args)
+        result |= {"seconds": time.perf_counter() - started, "peak_rss_mb": own_peak_rss_mb()}
+        print(json.dumps(result))
+        return
+
+    from s3_sharing.devtools.local_endpoints import local_stack
+    from s3_sharing.devtools.postgres import LocalPostgres
+    from s3_sharing.inbound.rewards.registry import read_fi_registry
+    from s3_sharing.outbound.registry import Registry
+
+    with tempfile.TemporaryDirectory(prefix="bench-rewards-") as tmp:
+        directory = Path(tmp)
+        keys = directory / "keys"
+        made = {name: generate_key_pair(keys, name) for name in ("inbound", "fi", "platform", "audit")}
+        fingerprint = made["fi"].fingerprint
+        registry_path = fi_files.demo_fi_registry(directory / "rewards.yaml", keys / "fi.pub", fingerprint)
+        registry = read_fi_registry(registry_path)
+        started = time.perf_counter()
+        plain = fi_files.write_csv(directory / "big.csv", fi_files.purchases(args.rows, users=50_000))
+        cipher = fi_files.seal_as_fi(plain, directory / "big.csv.pgp", keys / "inbound.pub", keys / "fi.sec")
+        print(
+            f"{args.rows:,} transactions, {plain.stat().st_size / 1e6:.0f} MB plain, "
+            f"{cipher.stat().st_size / 1e6:.0f} MB signed and encrypted by gpg"
+            f" ({time.perf_counter() - started:.0f} s)"
+        )
+        plain.unlink()
+        with (
+            LocalPostgres(directory / "pg") as server,
+            local_stack(Registry(businesses=[]), "bench-archive", fi_registry=registry) as aws,
+        ):
+            key = f"{FI}/big.csv.pgp"
+            aws.fi_client(FI).upload_file(str(cipher), registry.landing.bucket, key)
+            admin = server.dsn.rsplit("/", 1)[0] + "/postgres"
+            common = [
+                "--registry",
+                str(registry_path),
+                "--keys",
+                str(keys),
+                "--key",
+                key,
+                "--work",
+                str(directory / "work"),
+            ]
+            results = [
+                measure("source", admin, [*common, "--source-rows", str(args.source_rows)]),
+                measure("s3_sharing", admin, common),
+                measure("floor", admin, common),
+            ]
+            report(args.rows, results)
+            if args.latency_trials:
+                dsn = fresh_database(admin)
+                trials, rows = args.latency_trials, args.latency_rows
+                print(f"\nlanding to points, {trials} files of {rows:,} rows, dagster dev:")
+                seconds = latency(args, aws, registry_path, keys, dsn, directory)
+                mean = sum(seconds) / len(seconds)
+                print(
+                    f"landing to queryable points: worst {max(seconds):.1f} s, mean {mean:.1f} s"
+                    " (target < 60 s, the sensor's 30 s interval included)"
+                )
+
+
+if __name__ == "__main__":
+    main()
