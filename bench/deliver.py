@@ -30,6 +30,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.common import own_peak_rss_mb  # noqa: E402
 from s3_sharing.devtools.keygen import generate_key_pair  # noqa: E402
 from s3_sharing.outbound.datasets import Dataset  # noqa: E402
 from s3_sharing.outbound.delivery import Deliverer, deliver_many  # noqa: E402
@@ -210,13 +211,6 @@ def measure(pipeline: str, args: argparse.Namespace, db: Path, keys: Path, layou
     if completed.returncode != 0:
         raise SystemExit(f"{pipeline} failed with status {completed.returncode}")
     return json.loads(completed.stdout) | {"pipeline": pipeline, "seconds": seconds}
-
-
-def own_peak_rss_mb() -> float:
-    """This process's peak RSS (VmHWM). Not ru_maxrss: on Linux that keeps the high-water mark of
-    the parent's memory from before exec, which would charge the driver's memory to the child."""
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM:"))
 
 
 def time_definitions(keys: Path, db: Path, work: Path, count: int = 1000) -> tuple[float, float]:

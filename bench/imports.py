@@ -25,7 +25,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -33,9 +32,10 @@ sys.path.insert(0, str(REPO))
 
 import psycopg  # noqa: E402
 
+from bench.common import fresh_database, own_peak_rss_mb  # noqa: E402
 from s3_sharing.inbound.importer import Importer  # noqa: E402
 from s3_sharing.inbound.sources import ImportSource  # noqa: E402
-from s3_sharing.platform.postgres import Postgres, migrate  # noqa: E402
+from s3_sharing.platform.postgres import Postgres  # noqa: E402
 from s3_sharing.platform.storage import S3Buckets  # noqa: E402
 
 BUCKET = "bench-imports"
@@ -87,21 +87,6 @@ def write_rows(path: Path, rows: int, start: int = 0) -> None:
                     f"2026-{i % 12 + 1:02d}-{i % 28 + 1:02d}",
                 )
             )
-
-
-def own_peak_rss_mb() -> float:
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM:"))
-
-
-def fresh_database(admin_dsn: str) -> str:
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_dsn, autocommit=True) as connection:
-        connection.execute(f"CREATE DATABASE {name}")
-    dsn = admin_dsn.rsplit("/", 1)[0] + f"/{name}"
-    with psycopg.connect(dsn) as connection:
-        migrate(connection)
-    return dsn
 
 
 def child_product(args: argparse.Namespace) -> dict:

@@ -22,13 +22,11 @@ cycle, and each is timed from its upload to its points being committed in Postgr
 
 import argparse
 import json
-import os
 import random
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,26 +34,12 @@ sys.path.insert(0, str(REPO))
 
 import psycopg  # noqa: E402
 
+from bench.common import fresh_database, own_peak_rss_mb  # noqa: E402
 from s3_sharing.devtools import fi_files  # noqa: E402
-from s3_sharing.devtools.keygen import generate_key_pair  # noqa: E402
-from s3_sharing.platform.postgres import Postgres, migrate  # noqa: E402
+from s3_sharing.devtools.keygen import generate_key_pair, gnupg_home, gpg  # noqa: E402
+from s3_sharing.platform.postgres import Postgres  # noqa: E402
 
 FI = fi_files.DEMO_FI
-
-
-def own_peak_rss_mb() -> float:
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM:"))
-
-
-def fresh_database(admin_dsn: str) -> str:
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_dsn, autocommit=True) as connection:
-        connection.execute(f"CREATE DATABASE {name}")
-    dsn = admin_dsn.rsplit("/", 1)[0] + f"/{name}"
-    with psycopg.connect(dsn) as connection:
-        migrate(connection)
-    return dsn
 
 
 def _registry(args: argparse.Namespace):
@@ -147,25 +131,10 @@ def child_floor(args: argparse.Namespace) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     cipher, plain = work / "floor.pgp", work / "floor.csv"
     boto3.client("s3").download_file(registry.landing.bucket, args.key, str(cipher))
-    with tempfile.TemporaryDirectory() as home:
-        os.chmod(home, 0o700)
-        gpg = [
-            "gpg",
-            "--homedir",
-            home,
-            "--batch",
-            "--quiet",
-            "--pinentry-mode",
-            "loopback",
-            "--passphrase",
-            "",
-        ]
-        subprocess.run(
-            [*gpg, "--import", str(Path(args.keys) / "inbound.sec")], check=True, capture_output=True
-        )
-        subprocess.run(
-            [*gpg, "--output", str(plain), "--decrypt", str(cipher)], check=True, capture_output=True
-        )
+    keys = Path(args.keys)
+    with gnupg_home() as home:  # the FI's public key too: gpg checks the signature as it decrypts
+        gpg(home, "--import", str(keys / "inbound.sec"), str(keys / "fi.pub"))
+        gpg(home, "--trust-model", "always", "--output", str(plain), "--decrypt", str(cipher))
     with psycopg.connect(args.dsn) as connection:
         connection.execute(
             "CREATE TABLE floor_transactions (transaction_id text PRIMARY KEY, user_id text, card_token text,"

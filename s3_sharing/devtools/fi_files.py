@@ -3,13 +3,13 @@ with the FI's own headers, encrypted to the platform's inbound key and signed wi
 GnuPG, the independent OpenPGP implementation FIs typically use."""
 
 import csv
-import os
 import random
-import subprocess
-import tempfile
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from s3_sharing.devtools.keygen import gnupg_home, gpg
+from s3_sharing.inbound.rewards.registry import FIELDS
 
 HEADER = (
     "id_transaccion",
@@ -24,6 +24,8 @@ HEADER = (
     "id_original",
 )
 """The demo FI's column headers (its registry mapping names them)."""
+MAPPING = dict(zip(FIELDS, HEADER, strict=True))
+"""The demo FI's registry mapping: our field → its header."""
 TYPES = {"COMPRA": "purchase", "DEVOLUCION": "refund", "REVERSO": "reversal", "RETIRO": "cash_withdrawal"}
 MCCS = ("5411", "5812", "5541", "5999", "4111")
 
@@ -60,43 +62,20 @@ def purchases(count: int, users: int = 1000, day: datetime | None = None, seed: 
 def seal_as_fi(plain: Path, cipher: Path, platform_public: Path, fi_secret: Path | None) -> Path:
     """``plain`` encrypted to the platform's inbound key and, with ``fi_secret``, signed by the FI
     (without: an unsigned file, as a careless sender would make)."""
-    with tempfile.TemporaryDirectory(prefix="gnupg-fi-") as home:
-        os.chmod(home, 0o700)
-        base = [
-            "gpg",
-            "--homedir",
-            home,
-            "--batch",
-            "--quiet",
-            "--pinentry-mode",
-            "loopback",
-            "--passphrase",
-            "",
-        ]
-        try:
-            for key in (platform_public, *([fi_secret] if fi_secret else [])):
-                subprocess.run([*base, "--import", str(key)], check=True, capture_output=True)
-            recipient = _fingerprint(base, platform_public)
-            command = [*base, "--trust-model", "always", "--compress-algo", "none", "--yes"]
-            command += ["--output", str(cipher), "--encrypt", "--recipient", recipient]
-            if fi_secret is not None:
-                command += ["--sign", "--local-user", _fingerprint(base, fi_secret)]
-            subprocess.run([*command, str(plain)], check=True, capture_output=True)
-        finally:
-            subprocess.run(
-                ["gpgconf", "--homedir", home, "--kill", "gpg-agent"], capture_output=True, check=False
-            )
+    with gnupg_home("gnupg-fi-") as home:
+        for key in (platform_public, *([fi_secret] if fi_secret else [])):
+            gpg(home, "--import", str(key))
+        command = ["--trust-model", "always", "--compress-algo", "none", "--yes", "--output", str(cipher)]
+        command += ["--encrypt", "--recipient", _fingerprint(home, platform_public)]
+        if fi_secret is not None:
+            command += ["--sign", "--local-user", _fingerprint(home, fi_secret)]
+        gpg(home, *command, str(plain))
     return cipher
 
 
-def _fingerprint(base: list[str], key: Path) -> str:
+def _fingerprint(home: str, key: Path) -> str:
     """The primary key's fingerprint of a key file (public or secret)."""
-    shown = subprocess.run(
-        [*base, "--with-colons", "--import-options", "show-only", "--import", str(key)],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+    shown = gpg(home, "--with-colons", "--import-options", "show-only", "--import", str(key))
     return next(line.split(":")[9] for line in shown.splitlines() if line.startswith("fpr:"))
 
 
@@ -108,24 +87,6 @@ def demo_fi_registry(path: Path, fi_public: Path, fi_fingerprint: str) -> Path:
     of a key made on this machine): one FI, one program with one rules version."""
     import yaml
 
-    mapping = dict(
-        zip(
-            (
-                "transaction_id",
-                "user_id",
-                "card_token",
-                "amount",
-                "currency",
-                "occurred_at",
-                "type",
-                "mcc",
-                "merchant",
-                "original_transaction_id",
-            ),
-            HEADER,
-            strict=True,
-        )
-    )
     document = {
         "landing": {"bucket": "s3-sharing-landing", "region": "eu-west-1"},
         "programs": [
@@ -153,7 +114,7 @@ def demo_fi_registry(path: Path, fi_public: Path, fi_fingerprint: str) -> Path:
                 "prefix": f"{DEMO_FI}/",
                 "timezone": "America/Bogota",
                 "signing_keys": [{"fingerprint": fi_fingerprint, "key": {"file": str(fi_public)}}],
-                "mapping": mapping,
+                "mapping": dict(MAPPING),
                 "types": TYPES,
             }
         ],

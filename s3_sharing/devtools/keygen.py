@@ -3,6 +3,8 @@
 import os
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +16,21 @@ class KeyPair:
     fingerprint: str
 
 
-def _gpg(home: str, *args: str, faked_time: str | None = None) -> str:
+@contextmanager
+def gnupg_home(prefix: str = "gnupg-") -> Iterator[str]:
+    """A throwaway GnuPG home (0700), its agent stopped and the folder removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as home:
+        os.chmod(home, 0o700)
+        try:
+            yield home
+        finally:
+            subprocess.run(
+                ["gpgconf", "--homedir", home, "--kill", "gpg-agent"], capture_output=True, check=False
+            )
+
+
+def gpg(home: str, *args: str, faked_time: str | None = None) -> str:
+    """GnuPG in batch mode on ``home``; its output, or RuntimeError with its own words."""
     command = [
         "gpg",
         "--homedir",
@@ -50,24 +66,18 @@ def generate_key_pair(
     directory.mkdir(parents=True, exist_ok=True)
     user_id = f"{name} <{name}@s3-sharing.invalid>"
     faked = f"{created}!" if created else None
-    with tempfile.TemporaryDirectory(prefix="gnupg-") as home:
-        os.chmod(home, 0o700)
-        try:
-            _gpg(home, "--quick-gen-key", user_id, "ed25519", "sign,cert", expire, faked_time=faked)
-            fingerprint = next(
-                line.split(":")[9]
-                for line in _gpg(home, "--with-colons", "--list-keys", user_id).splitlines()
-                if line.startswith("fpr:")
-            )
-            if can_encrypt:
-                _gpg(home, "--quick-add-key", fingerprint, "cv25519", "encr", expire, faked_time=faked)
-            public = directory / f"{name}.pub"
-            secret = directory / f"{name}.sec"
-            public.write_text(_gpg(home, "--armor", "--export", fingerprint))
-            secret.write_text(_gpg(home, "--armor", "--export-secret-keys", fingerprint))
-            secret.chmod(0o600)
-        finally:
-            subprocess.run(
-                ["gpgconf", "--homedir", home, "--kill", "gpg-agent"], capture_output=True, check=False
-            )
+    with gnupg_home() as home:
+        gpg(home, "--quick-gen-key", user_id, "ed25519", "sign,cert", expire, faked_time=faked)
+        fingerprint = next(
+            line.split(":")[9]
+            for line in gpg(home, "--with-colons", "--list-keys", user_id).splitlines()
+            if line.startswith("fpr:")
+        )
+        if can_encrypt:
+            gpg(home, "--quick-add-key", fingerprint, "cv25519", "encr", expire, faked_time=faked)
+        public = directory / f"{name}.pub"
+        secret = directory / f"{name}.sec"
+        public.write_text(gpg(home, "--armor", "--export", fingerprint))
+        secret.write_text(gpg(home, "--armor", "--export-secret-keys", fingerprint))
+        secret.chmod(0o600)
     return KeyPair(public, secret, fingerprint)

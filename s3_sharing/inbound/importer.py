@@ -11,7 +11,6 @@ nothing half-done and the rerun imports the file exactly once.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import time
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ from s3_sharing.inbound.apply import Applied, apply_rows, reject, stage, write_e
 from s3_sharing.inbound.sources import EntityImport, ImportSource
 from s3_sharing.inbound.validation import ERROR_COLUMNS, FileRejected, validate
 from s3_sharing.platform import crypto
-from s3_sharing.platform.postgres import Postgres
+from s3_sharing.platform.postgres import Postgres, advisory_lock_key, sha256_file
 from s3_sharing.platform.storage import Bucket, GcsArchive, StorageError
 from s3_sharing.platform.workdir import default_root, private_workdir
 
@@ -77,19 +76,6 @@ class FileOutcome:
 
     def metadata(self) -> dict[str, object]:
         return {k: v for k, v in asdict(self).items() if v not in (None, [])}
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _lock_key(*parts: str) -> int:
-    """A signed 64-bit advisory lock key for one file of one source and entity."""
-    return int.from_bytes(hashlib.sha256("\0".join(parts).encode()).digest()[:8], "big", signed=True)
 
 
 def list_files(bucket: Bucket, item: EntityImport) -> list[SourceFile]:
@@ -185,13 +171,18 @@ class Importer:
             original = work / "original.csv"
             self.bucket.download_file(file.key, original, file.size)
             outcome = FileOutcome(
-                self.source.id, item.entity, file.key, "imported", original.stat().st_size, _sha256(original)
+                self.source.id,
+                item.entity,
+                file.key,
+                "imported",
+                original.stat().st_size,
+                sha256_file(original),
             )
             outcome.dry_run = dry_run
             with connection.transaction():  # a savepoint inside a dry run's transaction
                 connection.execute(
                     "SELECT pg_advisory_xact_lock(%s)",
-                    (_lock_key(self.source.id, item.entity, self.bucket.location.bucket, file.key),),
+                    (advisory_lock_key(self.source.id, item.entity, self.bucket.location.bucket, file.key),),
                 )
                 outcome.attempt = self._attempt(connection, item, file, outcome)
                 if outcome.attempt and not replay:

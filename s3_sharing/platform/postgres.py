@@ -47,6 +47,20 @@ class Postgres(dg.ConfigurableResource):
         return psycopg.connect(self.dsn, **options)  # type: ignore[arg-type]
 
 
+def sha256_file(path: Path) -> str:
+    """SHA-256 (hex) of a file, streamed: what a ledger records of the content it saw."""
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def advisory_lock_key(*parts: str) -> int:
+    """A signed 64-bit ``pg_advisory_xact_lock`` key for one file (named by ``parts``)."""
+    return int.from_bytes(hashlib.sha256("\0".join(parts).encode()).digest()[:8], "big", signed=True)
+
+
 def migration_files(directory: Path = MIGRATIONS) -> list[tuple[int, Path]]:
     found = []
     for path in sorted(directory.glob("*.sql")):

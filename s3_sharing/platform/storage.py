@@ -20,8 +20,6 @@ from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from google.api_core.exceptions import NotFound
-from google.cloud import storage
 from pydantic import PrivateAttr
 
 MiB = 1024 * 1024
@@ -76,7 +74,9 @@ class GcsArchive(dg.ConfigurableResource):
 
     def _bucket(self) -> Any:
         if self._client is None:
-            self._client = storage.Client(project=self.project)
+            from google.cloud import storage  # imported on first use: a process that never archives
+
+            self._client = storage.Client(project=self.project)  # (an import, the sensors) skips it
         return self._client.bucket(self.bucket)
 
     def uri(self, name: str) -> str:
@@ -92,12 +92,16 @@ class GcsArchive(dg.ConfigurableResource):
         return self.uri(name)
 
     def read(self, name: str) -> bytes | None:
+        from google.api_core.exceptions import NotFound
+
         try:
             return self._bucket().blob(name).download_as_bytes()
         except NotFound:
             return None
 
     def delete(self, name: str) -> None:
+        from google.api_core.exceptions import NotFound
+
         with suppress(NotFound):
             self._bucket().blob(name).delete()
 

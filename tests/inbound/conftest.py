@@ -71,18 +71,24 @@ def postgres_server() -> Iterator[LocalPostgres]:
         yield server
 
 
+def new_database(server: LocalPostgres) -> Postgres:
+    """A fresh, migrated database on the server."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server.dsn.rsplit("/", 1)[0] + "/postgres", autocommit=True) as connection:
+        connection.execute(f"CREATE DATABASE {name}")
+    resource = Postgres(dsn=server.dsn.rsplit("/", 1)[0] + f"/{name}")
+    with resource.connect() as connection:
+        migrate(connection)
+    return resource
+
+
 @pytest.fixture
 def postgres(postgres_server: LocalPostgres) -> Iterator[Postgres]:
     """A fresh, migrated database of the test's own."""
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    admin = postgres_server.dsn.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f"CREATE DATABASE {name}")
-    resource = Postgres(dsn=postgres_server.dsn.rsplit("/", 1)[0] + f"/{name}")
-    with resource.connect() as connection:
-        migrate(connection)
+    resource = new_database(postgres_server)
     yield resource
-    with psycopg.connect(admin, autocommit=True) as connection:
+    name = str(resource.dsn).rsplit("/", 1)[1]
+    with psycopg.connect(postgres_server.dsn.rsplit("/", 1)[0] + "/postgres", autocommit=True) as connection:
         connection.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 

@@ -5,7 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from s3_sharing.inbound.catalog import ENTITIES, POSTGRES_TYPES, parents_first
-from s3_sharing.platform.postgres import MigrationError, migrate
+from s3_sharing.platform.postgres import MigrationError, migrate, migration_files
 
 pytestmark = pytest.mark.e2e  # a real PostgreSQL server
 
@@ -59,7 +59,8 @@ def test_migrations_apply_once_even_when_many_processes_migrate_at_once(postgres
 
     with ThreadPoolExecutor(4) as pool:
         applied = list(pool.map(migrate_once, range(4)))
-    assert sorted(applied) == [[], [], [], ["0001_imports.sql"]]
+    assert sorted(applied) == [[], [], [], [p.name for _, p in migration_files()]]
+    assert [p.name for _, p in migration_files()] == ["0001_imports.sql", "0002_rewards.sql"]
 
 
 def test_a_migration_changed_after_it_was_applied_is_refused_by_name(postgres, tmp_path):

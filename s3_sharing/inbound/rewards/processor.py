@@ -9,7 +9,6 @@ gives the same totals.
 """
 
 import csv
-import hashlib
 import heapq
 import time
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from s3_sharing.inbound.rewards.load import forget_file, load
 from s3_sharing.inbound.rewards.normalise import ERROR_COLUMNS, FileRejected, normalise
 from s3_sharing.inbound.rewards.registry import FinancialInstitution, FiRegistry
 from s3_sharing.platform import crypto
-from s3_sharing.platform.postgres import Postgres
+from s3_sharing.platform.postgres import Postgres, advisory_lock_key, sha256_file
 from s3_sharing.platform.storage import Bucket, BucketLocation, GcsArchive, ObjectVersion, S3Buckets
 from s3_sharing.platform.workdir import private_workdir
 
@@ -72,19 +71,6 @@ class FileOutcome:
 
     def metadata(self) -> dict[str, object]:
         return {k: v for k, v in asdict(self).items() if v not in (None, [])}
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _lock_key(bucket: str, version: ObjectVersion) -> int:
-    parts = "\0".join((bucket, version.key, version.version_id))
-    return int.from_bytes(hashlib.sha256(parts.encode()).digest()[:8], "big", signed=True)
 
 
 def landed_on(version: ObjectVersion) -> str:
@@ -151,9 +137,12 @@ class Processor:
             cipher = work / "file.pgp"
             self.landing.download_version(version, cipher)
             outcome = FileOutcome(fi.id, version.key, version.version_id, "loaded", cipher.stat().st_size)
-            outcome.sha256 = _sha256(cipher)
+            outcome.sha256 = sha256_file(cipher)
             with self.postgres.connect() as connection, connection.transaction():
-                connection.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(self.bucket, version),))
+                connection.execute(
+                    "SELECT pg_advisory_xact_lock(%s)",
+                    (advisory_lock_key(self.bucket, version.key, version.version_id),),
+                )
                 earlier = [
                     row[0]
                     for row in connection.execute(

@@ -24,24 +24,6 @@ from ...conftest import ARCHIVE
 
 LANDING = "s3-sharing-landing"
 FI = "banco_andes"
-MAPPING = dict(
-    zip(
-        (
-            "transaction_id",
-            "user_id",
-            "card_token",
-            "amount",
-            "currency",
-            "occurred_at",
-            "type",
-            "mcc",
-            "merchant",
-            "original_transaction_id",
-        ),
-        fi_files.HEADER,
-        strict=True,
-    )
-)
 
 
 def rules(version: int = 1, **overrides: object) -> dict[str, object]:
@@ -70,7 +52,7 @@ def registry_document(fi_keys: dict[str, KeyPair], versions: list[dict[str, obje
                 "signing_keys": [
                     {"fingerprint": fi_keys["fi"].fingerprint, "key": {"file": str(fi_keys["fi"].public)}}
                 ],
-                "mapping": dict(MAPPING),
+                "mapping": dict(fi_files.MAPPING),
                 "types": dict(fi_files.TYPES),
             }
         ],

@@ -6,31 +6,19 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 
-import psycopg
 import pytest
 
 from s3_sharing.devtools import fi_files
-from s3_sharing.platform.postgres import Postgres, migrate
+from s3_sharing.platform.postgres import Postgres
 from s3_sharing.platform.settings import REPO_ROOT
 
+from ..conftest import new_database
 from .conftest import FI, make_processor
 from .test_processor import totals
 
 pytestmark = pytest.mark.e2e
 ROWS = 150_000
-
-
-def _database(postgres_server) -> Postgres:
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    admin = postgres_server.dsn.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f"CREATE DATABASE {name}")
-    database = Postgres(dsn=postgres_server.dsn.rsplit("/", 1)[0] + f"/{name}")
-    with database.connect() as connection:
-        migrate(connection)
-    return database
 
 
 def _in_transaction(postgres: Postgres) -> bool:
@@ -81,7 +69,7 @@ def test_a_killed_run_commits_nothing_and_the_rerun_gives_identical_totals(
     assert rerun.status == "loaded" and rerun.rows_loaded == ROWS
     assert list(work.iterdir()) == [], "the killed run's plaintext was swept"
 
-    clean = _database(postgres_server)  # the same file, never interrupted
+    clean = new_database(postgres_server)  # the same file, never interrupted
     (reference,) = list(
         make_processor(fi_registry, clean, fi_keys, tmp_path / "clean").run(fi_registry.fi(FI))
     )

@@ -1,0 +1,24 @@
+"""What the benchmarks share: a process's own peak RSS, and a fresh migrated database."""
+
+import uuid
+
+
+def own_peak_rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM:"))
+
+
+def fresh_database(admin_dsn: str) -> str:
+    """A new database on the server, migrated; its DSN. (Imports here: a child process that only
+    measures its own RSS does not pay for them.)"""
+    import psycopg
+
+    from s3_sharing.platform.postgres import migrate
+
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_dsn, autocommit=True) as connection:
+        connection.execute(f"CREATE DATABASE {name}")
+    dsn = admin_dsn.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(dsn) as connection:
+        migrate(connection)
+    return dsn
