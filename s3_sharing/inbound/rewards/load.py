@@ -1,8 +1,8 @@
 """Load one normalised file into PostgreSQL, set-based, inside the caller's transaction: COPY into
-staging, then a few statements: duplicates of earlier files set aside, clawbacks whose original
-is unknown rejected, the transactions inserted, one reward row per transaction computed by the
-file's rules version (points, multipliers, exclusions, the daily cap, rounding, clawbacks), and
-the balances moved by exactly the sum of the new reward rows.
+staging, then a few statements: repeats within the file and duplicates of earlier files set aside,
+clawbacks whose original is unknown rejected, the transactions inserted, one reward row per
+transaction computed by the file's rules version (points, multipliers, exclusions, the daily cap,
+rounding, clawbacks), and the balances moved by exactly the sum of the new reward rows.
 """
 
 import json
@@ -66,9 +66,12 @@ def load(
     _copy_in(connection, clean)
     connection.execute("CREATE INDEX ON staging (transaction_id)")
     connection.execute("ANALYZE staging")
-    duplicates = connection.execute(
-        "WITH gone AS (DELETE FROM staging s USING fi_transactions t WHERE t.fi = %s"
-        " AND t.transaction_id = s.transaction_id RETURNING s.amount_minor)"
+    duplicates = connection.execute(  # one hash aggregate finds the ids repeated in the file
+        "WITH first AS (SELECT transaction_id, min(line) AS line FROM staging GROUP BY 1"
+        " HAVING count(*) > 1), gone AS (DELETE FROM staging s WHERE EXISTS (SELECT 1 FROM first f"
+        " WHERE f.transaction_id = s.transaction_id AND s.line > f.line)"
+        " OR EXISTS (SELECT 1 FROM fi_transactions t WHERE t.fi = %s"
+        " AND t.transaction_id = s.transaction_id) RETURNING s.amount_minor)"
         " SELECT count(*), coalesce(sum(amount_minor), 0) FROM gone",
         (fi,),
     ).fetchone()

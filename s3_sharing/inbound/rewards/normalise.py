@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from s3_sharing.inbound.rewards.registry import CLAWBACK_TYPES, REQUIRED_FIELDS, TRANSACTION_TYPES
 from s3_sharing.inbound.rewards.registry import FinancialInstitution as FI
@@ -48,7 +51,8 @@ CLEAN_COLUMNS = (
     "original_transaction_id",
 )
 ERROR_COLUMNS = ("line", "transaction_id", "column", "value", "message")
-MEMORY_LIMIT = "160MB"
+MEMORY_LIMIT = "64MB"
+BATCH_BYTES = 1 << 20
 
 _MACROS = (
     "CREATE MACRO digits_of(s) AS regexp_replace(s, '[ -]', '', 'g')",
@@ -73,11 +77,8 @@ class Normalised:
     errors: Path
     rows_read: int
     rows_rejected: int
-    rows_duplicate: int
-    """Rows whose transaction id appeared earlier in the same file (loaded once)."""
     amount_read_minor: int
     amount_rejected_minor: int
-    amount_duplicate_minor: int
     extra_headers: list[str]
 
 
@@ -98,56 +99,73 @@ def _column(fi: FI, field: str) -> str:
     return "NULL" if header is None else '"' + header.replace('"', '""') + '"'
 
 
+def _connection(fi: FI) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the checks' macros and lookup tables, in the FI's time zone."""
+    con = duckdb.connect()
+    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    con.execute("SET threads = 1")  # one batch at a time: parallelism is the file's, not the batch's
+    con.execute("SET TimeZone = ?", [fi.timezone])
+    for macro in _MACROS:
+        con.execute(macro)
+    con.execute("CREATE TABLE currencies (code VARCHAR, exponent INTEGER)")
+    con.executemany("INSERT INTO currencies VALUES (?, ?)", list(CURRENCY_EXPONENTS.items()))
+    con.execute("CREATE TABLE types (code VARCHAR, type VARCHAR)")
+    codes = {t: t for t in TRANSACTION_TYPES} | dict(fi.types)
+    con.executemany("INSERT INTO types VALUES (?, ?)", list(codes.items()))
+    return con
+
+
 def normalise(plain: Path, fi: FI, work: Path) -> Normalised:
+    """Typed and checked in Arrow batches of about ``BATCH_BYTES``: memory stays flat whatever the
+    file's size. The clean rows go to ``clean.csv`` (for COPY), the rejected ones to ``errors.csv``."""
     header = read_header(plain, fi)
     extra = [h for h in header if h not in fi.mapping.values()]
     clean, errors = work / "clean.csv", work / "errors.csv"
-    with duckdb.connect(str(work / "normalise.duckdb")) as con:
-        con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
-        con.execute("SET threads = 2")
-        con.execute("SET preserve_insertion_order = true")
-        con.execute("SET TimeZone = ?", [fi.timezone])
-        for macro in _MACROS:
-            con.execute(macro)
-        con.execute("CREATE TABLE currencies (code VARCHAR, exponent INTEGER)")
-        con.executemany("INSERT INTO currencies VALUES (?, ?)", list(CURRENCY_EXPONENTS.items()))
-        con.execute("CREATE TABLE types (code VARCHAR, type VARCHAR)")
-        codes = {t: t for t in TRANSACTION_TYPES} | dict(fi.types)
-        con.executemany("INSERT INTO types VALUES (?, ?)", list(codes.items()))
-        con.execute(
-            "CREATE TABLE source AS SELECT row_number() OVER () + 1 AS line, * FROM read_csv(?,"
-            " header = true, all_varchar = true, delim = ',', quote = '\"', escape = '\"',"
-            " null_padding = true)",
-            [str(plain)],
-        )
-        con.execute(_typed_query(fi))
-        _copy(
-            con,
-            f"SELECT {', '.join(CLEAN_COLUMNS)} FROM typed WHERE problem IS NULL AND NOT duplicate"
-            " ORDER BY line",
-            clean,
-        )
-        _copy(
-            con,
-            "SELECT line, transaction_id, problem.column_name, problem.value, problem.message FROM typed"
-            " WHERE problem IS NOT NULL ORDER BY line",
-            errors,
-        )
-        row = con.execute(
-            "SELECT count(*), count(*) FILTER (problem IS NOT NULL),"
-            " count(*) FILTER (problem IS NULL AND duplicate), coalesce(sum(amount_minor), 0),"
-            " coalesce(sum(amount_minor) FILTER (problem IS NOT NULL), 0),"
-            " coalesce(sum(amount_minor) FILTER (problem IS NULL AND duplicate), 0) FROM typed"
-        ).fetchone()
-    assert row is not None
-    read, rejected, duplicate, amount, amount_rejected, amount_duplicate = (int(v) for v in row)
-    return Normalised(
-        clean, errors, read, rejected, duplicate, amount, amount_rejected, amount_duplicate, extra
+    reader = pacsv.open_csv(
+        plain,
+        read_options=pacsv.ReadOptions(block_size=BATCH_BYTES, encoding="utf-8"),
+        convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(header, pa.string())),
     )
-
-
-def _copy(con: duckdb.DuckDBPyConnection, query: str, target: Path) -> None:
-    con.execute(f"COPY ({query}) TO '{target}' (FORMAT csv, HEADER true)")  # our own path, no value
+    query, line, totals = _typed_query(fi), 2, [0, 0, 0, 0]
+    with (
+        _connection(fi) as con,
+        clean.open("wb") as clean_file,
+        errors.open("w", newline="", encoding="utf-8") as error_file,
+    ):
+        clean_writer: pacsv.CSVWriter | None = None
+        error_writer = csv.writer(error_file)
+        error_writer.writerow(ERROR_COLUMNS)
+        for batch in reader:
+            numbered = batch.add_column(0, "line", pa.array(range(line, line + batch.num_rows), pa.int64()))
+            line += batch.num_rows
+            con.register("source", numbered)
+            typed = con.execute(query).to_arrow_table()
+            con.unregister("source")
+            rejected = typed.filter(pc.is_valid(typed["problem"])).sort_by("line")
+            good = typed.filter(pc.is_null(typed["problem"])).select(list(CLEAN_COLUMNS))
+            if clean_writer is None:
+                clean_writer = pacsv.CSVWriter(clean_file, good.schema)
+            clean_writer.write_table(good)
+            problems = rejected["problem"].combine_chunks()
+            error_writer.writerows(
+                zip(
+                    rejected["line"].to_pylist(),
+                    rejected["transaction_id"].to_pylist(),
+                    problems.field("column_name").to_pylist(),
+                    problems.field("value").to_pylist(),
+                    problems.field("message").to_pylist(),
+                    strict=True,
+                )
+            )
+            totals[0] += typed.num_rows
+            totals[1] += rejected.num_rows
+            totals[2] += pc.sum(typed["amount_minor"]).as_py() or 0
+            totals[3] += pc.sum(rejected["amount_minor"]).as_py() or 0
+        if clean_writer is not None:
+            clean_writer.close()
+        else:  # no row at all: a header for COPY
+            clean_file.write((",".join(CLEAN_COLUMNS) + "\n").encode())
+    return Normalised(clean, errors, *totals, extra)
 
 
 CLAWBACK_LIST = ", ".join(f"'{t}'" for t in CLAWBACK_TYPES)
@@ -188,7 +206,8 @@ ROW_CHECKS = (
 
 
 def _typed_query(fi: FI) -> str:
-    """``typed``: each row's values as stored, and its first problem (column, masked value, message)."""
+    """Each row of ``source`` (a batch) with its values as stored and its first problem (column,
+    masked value, message)."""
     fields = ("amount", "currency", "occurred_at", "type", *TEXT_FIELDS)
 
     def problem(field: str, message: str) -> str:
@@ -200,7 +219,6 @@ def _typed_query(fi: FI) -> str:
     checks = "\n            ".join(f"WHEN {c} THEN {problem(f, m)}" for c, f, m in ROW_CHECKS)
     amount_pattern = "^([0-9]{1,15})(?:\\.([0-9]{1,9}))?$"
     return f"""
-CREATE TABLE typed AS
 WITH raw AS (
     SELECT line,
         {raw_values}
@@ -236,10 +254,7 @@ checked AS (
         END AS problem
     FROM amounts
 )
-SELECT *,
-    problem IS NULL AND row_number() OVER (PARTITION BY transaction_id, problem IS NULL ORDER BY line) > 1
-        AS duplicate
-FROM checked
+SELECT * FROM checked
 """
 
 

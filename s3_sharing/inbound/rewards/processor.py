@@ -197,11 +197,11 @@ class Processor:
         loaded = load(connection, fi.id, program.id, rules, normalised.clean, file_id)
         outcome.extra_headers = normalised.extra_headers
         outcome.rows_read = normalised.rows_read
-        outcome.rows_duplicate = normalised.rows_duplicate + loaded.rows_duplicate
+        outcome.rows_duplicate = loaded.rows_duplicate
         outcome.rows_loaded = loaded.rows_loaded
         outcome.rows_rejected = normalised.rows_rejected + len(loaded.unknown_originals)
         outcome.amount_read_minor = normalised.amount_read_minor
-        outcome.amount_duplicate_minor = normalised.amount_duplicate_minor + loaded.amount_duplicate_minor
+        outcome.amount_duplicate_minor = loaded.amount_duplicate_minor
         outcome.amount_loaded_minor = self._amount_loaded(connection, file_id)
         outcome.amount_rejected_minor = normalised.amount_rejected_minor + sum(
             amount for *_, amount in loaded.unknown_originals
