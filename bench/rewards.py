@@ -22,6 +22,7 @@ cycle, and each is timed from its upload to its points being committed in Postgr
 
 import argparse
 import json
+import os
 import random
 import subprocess
 import sys
@@ -177,12 +178,17 @@ def latency(args, aws, registry_path: Path, keys: Path, postgres_dsn: str, direc
         "S3_SHARING_AUDIT_KEY_FILE": str(keys / "audit.pub"),
         "S3_SHARING_PG_DSN": postgres_dsn,
         "S3_SHARING_WORK_DIR": str(directory / "work-dev"),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",  # dbt, as make puts it there
     }
     seconds, rng = [], random.Random(3)
     with dagster_dev(
         directory / "dagster_home", environment, output=(directory / "dagster.log").open("wb")
     ) as ui:
-        ui.wait_until_loaded()
+        try:
+            ui.wait_until_loaded()
+        except Exception:
+            print((directory / "dagster.log").read_text()[-3000:])
+            raise
         for trial in range(args.latency_trials):
             time.sleep(rng.uniform(0, 30))
             name = f"latency-{trial}"

@@ -177,6 +177,7 @@ def build_rewards_assets(registry: FiRegistry, start: str) -> RewardsDefinitions
         REWARDS_JOB,
         selection=dg.AssetSelection.assets(fi_rewards),
         partitions_def=partitions,
+        executor_def=dg.in_process_executor,  # one step: no second process to start (seconds of latency)
         description="FI transaction files to reward points (one file per run, from the landing sensor).",
     )
     return RewardsDefinitions(fi_rewards, job, build_landing_sensor(registry, job))

@@ -51,6 +51,13 @@ def forget_file(connection: psycopg.Connection, file_ids: list[int]) -> None:
         " GROUP BY 1, 2) r WHERE b.program = r.program AND b.user_id = r.user_id",
         (file_ids,),
     )
+    connection.execute(
+        "UPDATE reward_daily_earned d SET points = d.points - r.points FROM (SELECT program, user_id,"
+        " business_day, sum(points) AS points FROM reward_points WHERE file_id = ANY(%s) AND points > 0"
+        " GROUP BY 1, 2, 3) r WHERE (d.program, d.user_id, d.business_day) = (r.program, r.user_id,"
+        " r.business_day)",
+        (file_ids,),
+    )
     connection.execute("DELETE FROM reward_points WHERE file_id = ANY(%s)", (file_ids,))
     connection.execute("DELETE FROM fi_transactions WHERE file_id = ANY(%s)", (file_ids,))
 
@@ -63,6 +70,7 @@ def load(
         " amount_minor bigint, currency text, exponent integer, occurred_at timestamp with time zone,"
         " business_day date, type text, mcc text, merchant text, original_transaction_id text) ON COMMIT DROP"
     )
+    connection.execute("SET LOCAL work_mem = '64MB'")  # the cap's window sorts in memory
     _copy_in(connection, clean)
     connection.execute("CREATE INDEX ON staging (transaction_id)")
     connection.execute("ANALYZE staging")
@@ -115,7 +123,7 @@ def _earn(connection: psycopg.Connection, fi: str, program: str, rules: RulesVer
         WITH base AS (
             SELECT s.transaction_id, s.user_id, s.business_day, s.occurred_at, s.type,
                 CASE WHEN s.type = ANY(%(excluded)s) THEN 0
-                    ELSE {rounding}(s.amount_minor::numeric / 10 ^ s.exponent * %(per_unit)s
+                    ELSE {rounding}(s.amount_minor::numeric * %(per_unit)s / (10 ^ s.exponent)::bigint
                         * coalesce(m.factor, 1))::bigint
                 END AS points
             FROM staging s
@@ -124,10 +132,9 @@ def _earn(connection: psycopg.Connection, fi: str, program: str, rules: RulesVer
             WHERE s.type <> ALL(%(clawbacks)s)
         ),
         earlier AS (
-            SELECT user_id, business_day, sum(points) AS earned FROM reward_points
-            WHERE program = %(program)s AND points > 0
-                AND (user_id, business_day) IN (SELECT user_id, business_day FROM base)
-            GROUP BY 1, 2
+            SELECT d.user_id, d.business_day, d.points AS earned FROM reward_daily_earned d
+            JOIN (SELECT DISTINCT user_id, business_day FROM base) k USING (user_id, business_day)
+            WHERE d.program = %(program)s
         ),
         running AS (
             SELECT b.*, coalesce(e.earned, 0) + sum(b.points) OVER (PARTITION BY b.user_id, b.business_day
@@ -146,6 +153,7 @@ def _earn(connection: psycopg.Connection, fi: str, program: str, rules: RulesVer
                 ELSE 'earned' END,
             %(file_id)s
         FROM capped
+        ORDER BY transaction_id  -- the primary key's order: index pages filled in turn, not at random
         """,  # type: ignore[arg-type]  # only our own rounding function name is formatted in
         {
             "excluded": list(rules.excluded_types),
@@ -158,6 +166,13 @@ def _earn(connection: psycopg.Connection, fi: str, program: str, rules: RulesVer
             "version": rules.version,
             "file_id": file_id,
         },
+    )
+    connection.execute(
+        "INSERT INTO reward_daily_earned (program, user_id, business_day, points) SELECT program, user_id,"
+        " business_day, sum(points) FROM reward_points WHERE file_id = %s AND points > 0 GROUP BY 1, 2, 3"
+        " ON CONFLICT (program, user_id, business_day) DO UPDATE"
+        " SET points = reward_daily_earned.points + EXCLUDED.points",
+        (file_id,),
     )
 
 
