@@ -44,6 +44,7 @@ def test_a_partner_verifies_every_window_and_sees_what_was_tampered_with(built, 
     clean = verify_as_acme(stack, keys, tmp_path)
 
     assert clean.returncode == 0, clean.stdout + clean.stderr
+    print(f"\npartner tool, clean:\n{clean.stdout}")
     assert clean.stdout.count("OK   window ") == 2
     summary = clean.stdout.splitlines()[-1]
     assert summary.startswith("s3://acme-bucket/shared/: 2 windows, ") and summary.endswith("all verified")
@@ -57,6 +58,7 @@ def test_a_partner_verifies_every_window_and_sees_what_was_tampered_with(built, 
 
     assert tampered.returncode == 1
     out = tampered.stdout
+    print(f"\npartner tool, tampered:\n{out}")
     assert "FAIL shared/stray/leftover.csv.pgp: no manifest lists this object" in out
     assert f"FAIL shared/{listed[0]}: 8 bytes, SHA-256 " in out and "; the manifest lists " in out
     assert "FAIL window 2026-01-01T05:00:00Z" in out and "OK   window 2026-01-01T06:00:00Z" in out
