@@ -37,7 +37,8 @@ import psycopg  # noqa: E402
 
 from bench.common import fresh_database, own_peak_rss_mb  # noqa: E402
 from s3_sharing.devtools import fi_files  # noqa: E402
-from s3_sharing.devtools.keygen import generate_key_pair, gnupg_home, gpg  # noqa: E402
+from s3_sharing.devtools.keygen import generate_key_pair  # noqa: E402
+from s3_sharing.platform.gnupg import gnupg_home, gpg  # noqa: E402
 from s3_sharing.platform.postgres import Postgres  # noqa: E402
 
 FI = fi_files.DEMO_FI

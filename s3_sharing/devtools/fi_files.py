@@ -8,8 +8,8 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from s3_sharing.devtools.keygen import gnupg_home, gpg
 from s3_sharing.inbound.rewards.registry import FIELDS
+from s3_sharing.platform.gnupg import gnupg_home, gpg
 
 HEADER = (
     "id_transaccion",

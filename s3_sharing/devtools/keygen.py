@@ -1,12 +1,9 @@
 """OpenPGP key pairs made with GnuPG, as a partner business would make them (demo and tests)."""
 
-import os
-import subprocess
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from s3_sharing.platform.gnupg import gnupg_home, gpg
 
 
 @dataclass(frozen=True)
@@ -14,40 +11,6 @@ class KeyPair:
     public: Path
     secret: Path
     fingerprint: str
-
-
-@contextmanager
-def gnupg_home(prefix: str = "gnupg-") -> Iterator[str]:
-    """A throwaway GnuPG home (0700), its agent stopped and the folder removed afterwards."""
-    with tempfile.TemporaryDirectory(prefix=prefix) as home:
-        os.chmod(home, 0o700)
-        try:
-            yield home
-        finally:
-            subprocess.run(
-                ["gpgconf", "--homedir", home, "--kill", "gpg-agent"], capture_output=True, check=False
-            )
-
-
-def gpg(home: str, *args: str, faked_time: str | None = None) -> str:
-    """GnuPG in batch mode on ``home``; its output, or RuntimeError with its own words."""
-    command = [
-        "gpg",
-        "--homedir",
-        home,
-        "--batch",
-        "--quiet",
-        "--pinentry-mode",
-        "loopback",
-        "--passphrase",
-        "",
-    ]
-    if faked_time:
-        command += ["--faked-system-time", faked_time]
-    completed = subprocess.run([*command, *args], capture_output=True, text=True, check=False)
-    if completed.returncode != 0:
-        raise RuntimeError(f"gpg {args[0]} failed: {completed.stderr.strip()}")
-    return completed.stdout
 
 
 def generate_key_pair(

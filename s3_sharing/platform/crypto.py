@@ -4,7 +4,6 @@
 features the recipients' keys advertise; keys made by GnuPG get messages GnuPG reads.
 """
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,31 +69,6 @@ def load_decryptor(secret_armor: str, owner: str, passphrase: str | None = None)
         return pysequoia.Tsk.from_bytes(secret_armor.encode()).decryptor(passphrase)
     except Exception as error:
         raise KeyProblem(f"{owner}: unusable ({error})") from None
-
-
-class NotVerified(ValueError):
-    """A message that is not signed by one of the keys it must be signed by."""
-
-
-def decrypt_verified(cipher: Path, plain: Path, decryptor: Any, signers: Sequence[Any], owner: str) -> str:
-    """Decrypt ``cipher`` to ``plain`` (streamed, file to file), requiring a valid signature by one
-    of ``signers``; the fingerprint of the key that signed it. An unsigned message, or one signed
-    by any other key, raises ``NotVerified`` and leaves no ``plain``: Sequoia checks the signature
-    at the end of the message, after it may have written plaintext, so that is removed here."""
-    pinned = {cert.fingerprint.upper() for cert in signers}
-    try:
-        decrypted = pysequoia.decrypt_file(
-            str(cipher), str(plain), decryptor=decryptor, store=lambda _ids: list(signers)
-        )
-        fingerprints = [sig.certificate.upper() for sig in decrypted.valid_sigs]
-    except Exception as error:
-        plain.unlink(missing_ok=True)
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise NotVerified(f"{owner}: rejected, not decrypted and verified: {reason}") from None
-    if not set(fingerprints) & pinned:
-        plain.unlink(missing_ok=True)
-        raise NotVerified(f"{owner}: rejected: not signed by a pinned key ({', '.join(sorted(pinned))})")
-    return next(f for f in fingerprints if f in pinned)
 
 
 def decrypt_bytes(message: bytes, decryptor: Any) -> bytes:

@@ -7,6 +7,7 @@ import dagster as dg
 from dagster_dbt import DbtProject
 
 from s3_sharing.platform import crypto
+from s3_sharing.platform.gnupg import PinnedDecryptor
 from s3_sharing.platform.notify import Notifier
 from s3_sharing.platform.postgres import Postgres
 from s3_sharing.platform.settings import Settings, variable
@@ -34,13 +35,14 @@ class PlatformKeys(dg.ConfigurableResource):
     def audit_cert(self) -> Any:
         return crypto.load_cert(_read(self.audit_key_file, "audit key"), "audit key")
 
-    def inbound_key(self) -> tuple[Any, Any]:
-        """(decryptor, public certificate) of our inbound key, which FIs encrypt their files to."""
+    def inbound_key(self) -> tuple[PinnedDecryptor, Any]:
+        """(decryptor, public certificate) of our inbound key, which FIs encrypt their files to;
+        checked to be usable now."""
         if self.inbound_key_file is None:
             raise crypto.KeyProblem("inbound key: not configured (S3_SHARING_INBOUND_KEY_FILE)")
         armor = _read(self.inbound_key_file, "inbound key")
-        decryptor = crypto.load_decryptor(armor, "inbound key", self.inbound_key_passphrase)
-        return decryptor, crypto.load_cert(armor, "inbound key")
+        crypto.load_decryptor(armor, "inbound key", self.inbound_key_passphrase)
+        return PinnedDecryptor(armor, self.inbound_key_passphrase), crypto.load_cert(armor, "inbound key")
 
     def audit_decryptor(self) -> Any | None:
         """Opens archived files for the tenant isolation check; None when not configured."""

@@ -22,7 +22,7 @@ import psycopg
 from s3_sharing.inbound.rewards.load import forget_file, load
 from s3_sharing.inbound.rewards.normalise import ERROR_COLUMNS, FileRejected, normalise
 from s3_sharing.inbound.rewards.registry import FinancialInstitution, FiRegistry
-from s3_sharing.platform import crypto
+from s3_sharing.platform.gnupg import NotVerified, PinnedDecryptor
 from s3_sharing.platform.postgres import Postgres, advisory_lock_key, sha256_file
 from s3_sharing.platform.storage import Bucket, BucketLocation, GcsArchive, ObjectVersion, S3Buckets
 from s3_sharing.platform.workdir import private_workdir
@@ -107,7 +107,7 @@ class Processor:
     registry: FiRegistry
     landing: Bucket
     postgres: Postgres
-    decryptor: Any
+    decryptor: PinnedDecryptor
     """Our inbound decryption key."""
     sealer_of: Any
     """FI → ``crypto.Sealer`` for its error files (its key and the audit key, signed by us)."""
@@ -172,10 +172,10 @@ class Processor:
         file_id = self._ledger_entry(connection, fi, version, outcome)
         plain = work / "plain.csv"
         try:
-            outcome.signed_by = crypto.decrypt_verified(
-                work / "file.pgp", plain, self.decryptor, fi.certs, f"{fi.owner}: {version.key}"
+            outcome.signed_by = self.decryptor.decrypt_verified(
+                work / "file.pgp", plain, fi.certs, f"{fi.owner}: {version.key}"
             )
-        except crypto.NotVerified as rejected:
+        except NotVerified as rejected:
             outcome.status, outcome.reason = "rejected", str(rejected)
             self._record(connection, file_id, outcome)
             return
