@@ -10,10 +10,14 @@ import hashlib
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from s3_sharing.platform.state import Versioned
-from s3_sharing.platform.storage import AssumedRole, BucketLocation
+from s3_sharing.platform.storage import AssumedRole, BucketLocation, ObjectVersion
+
+LANDED = datetime(2026, 1, 1, tzinfo=UTC)
+"""When every in-memory object was last modified."""
 
 
 @dataclass
@@ -100,6 +104,21 @@ class MemoryBucket:
             raise FileNotFoundError(self.uri(key))
         return body
 
+    def versions(self, prefix: str = "") -> list[ObjectVersion]:
+        """An unversioned bucket's view: each object is its only version, ``null``."""
+        return [
+            ObjectVersion(key, "null", etag, size, LANDED)
+            for key, (size, etag) in sorted(self.objects(prefix).items())
+        ]
+
+    def download_version(self, version: ObjectVersion, path: Path) -> None:
+        self.download_file(version.key, path)
+
+    def move(self, version: ObjectVersion, new_key: str) -> str:
+        self.upload_bytes(new_key, self._existing(version.key), "application/octet-stream")
+        self.delete(version.key)
+        return self.uri(new_key)
+
     def encryption(self, key: str) -> tuple[str | None, str | None]:
         return self.location.sse_mode, self.location.kms_key_arn
 
@@ -125,6 +144,9 @@ class MemoryBuckets:
     def open_with_keys(
         self, location: BucketLocation, access_key_id: str, secret_access_key: str, *, owner: str
     ) -> MemoryBucket:
+        return MemoryBucket(owner, location, self.buckets.setdefault(location.bucket, {}))
+
+    def own(self, location: BucketLocation, *, owner: str) -> MemoryBucket:
         return MemoryBucket(owner, location, self.buckets.setdefault(location.bucket, {}))
 
 
