@@ -14,7 +14,7 @@ import dagster as dg
 
 from s3_sharing.cli import runbook
 from s3_sharing.cli.imports import history, history_table, run_source
-from s3_sharing.cli.rewards import describe, postgres_of, process_files
+from s3_sharing.cli.rewards import describe, process_files
 from s3_sharing.definitions import build_definitions
 from s3_sharing.devtools import datagen, fi_files
 from s3_sharing.devtools.dagster_dev import dagster_dev
@@ -27,6 +27,7 @@ from s3_sharing.inbound.sources import read_sources
 from s3_sharing.outbound.registry import Registry, read_registry
 from s3_sharing.platform import crypto
 from s3_sharing.platform.postgres import Postgres
+from s3_sharing.platform.resources import command_postgres
 from s3_sharing.platform.settings import LOCAL_DIR, Settings, variable
 from s3_sharing.platform.storage import S3Buckets
 from s3_sharing.platform.time import Cadence, cadence_partitions, hourly_key, windows_closed_by
@@ -165,7 +166,7 @@ def demo_rewards(settings: Settings, endpoints: LocalEndpoints, end: datetime) -
     work.mkdir(parents=True, exist_ok=True)
     client = endpoints.fi_client(fi.id)
     landing = open_landing(registry, S3Buckets())
-    postgres = postgres_of(settings)
+    postgres = command_postgres(settings)
     days = fi_files.demo_days(end.replace(tzinfo=UTC))
     folder = f"s3://{registry.landing.bucket}/{fi.prefix}"
     print(f"\nrewards: {fi.name} drops a signed, encrypted file per day into {folder}")

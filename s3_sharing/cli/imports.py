@@ -12,8 +12,8 @@ from s3_sharing.inbound.assets import import_job_name, import_key, sealer_for
 from s3_sharing.inbound.importer import Importer
 from s3_sharing.inbound.onboarding import import_onboarding_pack, verify_import_access
 from s3_sharing.inbound.sources import ImportSource, read_sources
-from s3_sharing.platform.postgres import Postgres, migrate
-from s3_sharing.platform.resources import command_platform_keys
+from s3_sharing.platform.postgres import Postgres
+from s3_sharing.platform.resources import command_platform_keys, command_postgres
 from s3_sharing.platform.settings import Settings
 from s3_sharing.platform.storage import S3Buckets
 
@@ -96,7 +96,7 @@ def _run(settings: Settings, source_id: str, entities: list[str] | None, replay:
 
     result, files = run_source(build_definitions(settings), dagster_instance(), source_id, entities, replay)
     if files:
-        print(history_table(history(_postgres(settings), source_id, run_id=result.run_id)))
+        print(history_table(history(command_postgres(settings), source_id, run_id=result.run_id)))
     else:
         print(f"{source_id}: no new files")
     if not result.success:
@@ -107,9 +107,7 @@ def _run(settings: Settings, source_id: str, entities: list[str] | None, replay:
 
 
 def _dry_run(settings: Settings, source: ImportSource, entities: list[str] | None) -> int:
-    postgres = _postgres(settings)
-    with postgres.connect() as connection:
-        migrate(connection)
+    postgres = command_postgres(settings)
     sealer = sealer_for(source, command_platform_keys(settings))
     bucket = source.open_bucket(S3Buckets())
     importer = Importer(source, bucket, postgres, sealer=sealer, work_root=settings.work_dir)
@@ -139,13 +137,8 @@ def cmd_verify_import_access(settings: Settings, args: argparse.Namespace) -> in
 
 
 def cmd_imports_history(settings: Settings, args: argparse.Namespace) -> int:
-    print(history_table(history(_postgres(settings), args.source, args.entity, args.status)))
+    print(history_table(history(command_postgres(settings), args.source, args.entity, args.status)))
     return 0
-
-
-def _postgres(settings: Settings) -> Postgres:
-    password = settings.pg_password.get_secret_value() if settings.pg_password else None
-    return Postgres(dsn=settings.pg_dsn, password=password)
 
 
 def add_import_commands(commands: Any) -> None:

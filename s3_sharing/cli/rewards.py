@@ -7,9 +7,15 @@ from typing import Any
 import dagster as dg
 
 from s3_sharing.inbound.rewards.assets import REWARDS_JOB, RewardsRunConfig
-from s3_sharing.inbound.rewards.processor import balance, landed_on, listing, open_landing, pending
+from s3_sharing.inbound.rewards.processor import (
+    balance,
+    landed_on,
+    listing,
+    open_landing,
+    pending,
+)
 from s3_sharing.inbound.rewards.registry import FinancialInstitution, FiRegistry, read_fi_registry
-from s3_sharing.platform.postgres import Postgres, migrate
+from s3_sharing.platform.resources import command_postgres
 from s3_sharing.platform.settings import Settings, SettingsError
 from s3_sharing.platform.storage import ObjectVersion, S3Buckets
 
@@ -20,14 +26,6 @@ def _registry(settings: Settings) -> FiRegistry:
     if settings.fi_registry is None:
         raise SettingsError("S3_SHARING_FI_REGISTRY: no FI registry configured")
     return read_fi_registry(settings.fi_registry)
-
-
-def postgres_of(settings: Settings) -> Postgres:
-    password = settings.pg_password.get_secret_value() if settings.pg_password else None
-    postgres = Postgres(dsn=settings.pg_dsn, password=password)
-    with postgres.connect() as connection:
-        migrate(connection)
-    return postgres
 
 
 def process_files(
@@ -69,7 +67,7 @@ def describe(file: dict[str, Any]) -> str:
 
 def cmd_rewards_run(settings: Settings, args: argparse.Namespace) -> int:
     registry = _registry(settings)
-    landing, postgres = open_landing(registry, S3Buckets()), postgres_of(settings)
+    landing, postgres = open_landing(registry, S3Buckets()), command_postgres(settings)
     chosen = [registry.fi(args.fi)] if args.fi else registry.fis
     files = [(fi, version) for fi in chosen for version in pending(landing, postgres, fi)]
     for file in process_files(settings, files):
@@ -93,7 +91,7 @@ def cmd_rewards_replay(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_rewards_balance(settings: Settings, args: argparse.Namespace) -> int:
-    balances = balance(postgres_of(settings), args.user, args.program)
+    balances = balance(command_postgres(settings), args.user, args.program)
     for program, points in balances:
         print(f"{args.user}  {program}  {points} points")
     if not balances:

@@ -9,7 +9,7 @@ from dagster_dbt import DbtProject
 from s3_sharing.platform import crypto
 from s3_sharing.platform.gnupg import PinnedDecryptor
 from s3_sharing.platform.notify import Notifier
-from s3_sharing.platform.postgres import Postgres
+from s3_sharing.platform.postgres import Postgres, migrate
 from s3_sharing.platform.settings import Settings, variable
 from s3_sharing.platform.state import StateStore
 from s3_sharing.platform.storage import GcsArchive, S3Buckets
@@ -73,6 +73,16 @@ def command_platform_keys(settings: Settings) -> PlatformKeys:
         inbound_key_file=str(settings.inbound_key_file),
         inbound_key_passphrase=inbound.get_secret_value() if inbound else None,
     )
+
+
+def command_postgres(settings: Settings) -> Postgres:
+    """The operational database for a command run outside Dagster, migrated (the password read
+    from the settings)."""
+    password = settings.pg_password.get_secret_value() if settings.pg_password else None
+    postgres = Postgres(dsn=settings.pg_dsn, password=password)
+    with postgres.connect() as connection:
+        migrate(connection)
+    return postgres
 
 
 def _read(path: str, what: str) -> str:
