@@ -39,8 +39,12 @@ def make_data(path: Path, businesses: int, hours: int, rows_per_hour: int) -> No
             f"""create table main_marts.fi_data as
                 select 'txn_' || i as transaction_id, 'biz' || (i % {businesses}) as business_id,
                        'usr_' || (i % 997) as user_id, (i % 10000) / 100.0 as amount,
-                       timestamp '2026-01-01 10:00:00' + to_seconds(i * 3600 // {rows_per_hour}) as updated_at
-                from range({hours * rows_per_hour}) t(i)"""
+                       moment as updated_at, moment as loaded_at
+                from (
+                    select i,
+                           timestamp '2026-01-01 10:00:00' + to_seconds(i * 3600 // {rows_per_hour}) as moment
+                    from range({hours * rows_per_hour}) t(i)
+                ) as numbered"""
         )
 
 

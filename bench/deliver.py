@@ -60,7 +60,9 @@ COLUMNS = """
     'groceries' as category,
     'settled' as status,
     timestamp '2026-01-01 10:00:00' + to_seconds(i % 3600) as booked_at,
-    timestamp '2026-01-01 10:00:00' + to_seconds(i % 3600) as updated_at
+    timestamp '2026-01-01 10:00:00' + to_seconds(i % 3600) as updated_at,
+    timestamp '2026-01-01 10:00:00' + to_seconds(i % 3600) as loaded_at,
+    'insert' as change_type
 """
 
 
@@ -159,7 +161,7 @@ def run_naive(args: argparse.Namespace) -> dict:
         for business in business_ids(args.businesses):
             query = (
                 "select * from main_marts.fi_data where business_id = $b "
-                "and updated_at >= $s and updated_at < $e order by user_id, transaction_id"
+                "and loaded_at >= $s and loaded_at < $e order by user_id, transaction_id"
             )
             params = {"b": business, "s": START.replace(tzinfo=None), "e": WINDOW.end.replace(tzinfo=None)}
             frame = pd.read_sql(query, con, params=params)

@@ -109,7 +109,9 @@ def cmd_deliver(settings: Settings, args: argparse.Namespace) -> int:
         keys = [
             w.key for w in windows_inside(cadence_partitions(cadence, settings.partition_start), start, end)
         ]
-        found = runbook.deliver(defs, instance, registry, cadence, keys, args.business, progress=print)
+        found = runbook.deliver(
+            defs, instance, registry, cadence, keys, args.business, progress=print, reason=args.reason
+        )
         outcomes += found.values()
     print(runbook.summary_table(outcomes))
     return 1 if any(o.failed for o in outcomes) else 0
@@ -213,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     deliver = commands.add_parser("deliver", help="deliver the windows inside a range of hours")
     _range_arguments(deliver, last_hours=1)
+    deliver.add_argument(
+        "--reason", help="why windows already delivered are delivered again (in each restated manifest)"
+    )
     deliver.set_defaults(run=cmd_deliver)
 
     status = commands.add_parser("status", help="missing, mismatched and pending windows per business")

@@ -15,6 +15,7 @@ from s3_sharing.definitions import build_definitions
 from s3_sharing.outbound.asset_keys import delivery_key
 from s3_sharing.outbound.certification import Certifier, Status, Verdict
 from s3_sharing.outbound.datasets import SOURCES
+from s3_sharing.outbound.delivery import RESTATEMENT_TAG
 from s3_sharing.outbound.jobs import deliveries_job_name
 from s3_sharing.outbound.registry import Business, Registry, read_registry
 from s3_sharing.platform.resources import build_resources
@@ -58,8 +59,10 @@ def deliver(
     partition_keys: Sequence[str],
     business_ids: Sequence[str] | None = None,
     progress: Callable[[str], None] = lambda _: None,
+    reason: str | None = None,
 ) -> dict[str, Outcome]:
-    """Run the cadence's delivery job for each partition, for the chosen (default: active) businesses."""
+    """Run the cadence's delivery job for each partition, for the chosen (default: active) businesses.
+    ``reason``: why, for the manifests of windows that were delivered before (restatements)."""
     selected = chosen(registry.by_cadence(cadence), business_ids)
     outcomes = {b.id: Outcome(b.id, str(cadence)) for b in selected}
     if not selected:
@@ -73,6 +76,7 @@ def deliver(
             asset_selection=selection,
             raise_on_error=False,
             run_config=QUIET,
+            tags={RESTATEMENT_TAG: reason} if reason else None,
         )
         materialized = {
             e.asset_key: e.materialization.metadata for e in result.get_asset_materialization_events()

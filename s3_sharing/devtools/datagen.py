@@ -1,8 +1,10 @@
 """Deterministic synthetic fintech data for the raw landing tables.
 
 The raw tables are append-only change logs: a late-arriving change appends a new version of a
-row with a later ``updated_at``, as a CDC feed would. The same seed and scale always produce the
-same rows. Names and addresses deliberately contain commas, quotes, newlines and non-ASCII text.
+row with a later ``updated_at``, as a CDC feed would. Every row carries ``loaded_at``, when the
+platform received it: a few minutes after ``updated_at``, for a share of rows hours later; a row
+not received by the end of the generated hours is not there yet. The same seed and scale always
+produce the same rows. Names and addresses deliberately contain commas, quotes, newlines and non-ASCII text.
 """
 
 from __future__ import annotations
@@ -63,28 +65,28 @@ MERCHANTS = (
 DDL = {
     "businesses": """
         business_id varchar, name varchar, country varchar,
-        created_at timestamp, updated_at timestamp""",
+        created_at timestamp, updated_at timestamp, loaded_at timestamp""",
     "users": """
         user_id varchar, business_id varchar, first_name varchar, last_name varchar,
         email varchar, phone varchar, date_of_birth date, document_type varchar,
         document_number varchar, nationality varchar, address varchar, city varchar,
         country varchar, kyc_status varchar, last_kyc_date date,
-        created_at timestamp, updated_at timestamp""",
+        created_at timestamp, updated_at timestamp, loaded_at timestamp""",
     "accounts": """
         account_id varchar, user_id varchar, account_type varchar, is_virtual boolean,
         iban varchar, currency varchar, balance decimal(18, 2),
-        opened_at timestamp, updated_at timestamp""",
+        opened_at timestamp, updated_at timestamp, loaded_at timestamp""",
     "beneficiaries": """
         beneficiary_id varchar, user_id varchar, name varchar, iban varchar,
-        bank_country varchar, created_at timestamp, updated_at timestamp""",
+        bank_country varchar, created_at timestamp, updated_at timestamp, loaded_at timestamp""",
     "payments": """
         payment_id varchar, account_id varchar, beneficiary_id varchar, amount decimal(18, 2),
         currency varchar, status varchar, reference varchar,
-        created_at timestamp, updated_at timestamp""",
+        created_at timestamp, updated_at timestamp, loaded_at timestamp""",
     "transactions": """
         transaction_id varchar, account_id varchar, channel varchar, direction varchar,
         amount decimal(18, 2), currency varchar, merchant varchar, category varchar,
-        status varchar, booked_at timestamp, updated_at timestamp""",
+        status varchar, booked_at timestamp, updated_at timestamp, loaded_at timestamp""",
 }
 
 # Share of a business's hours with no activity at all: the first business is never quiet, the
@@ -93,6 +95,9 @@ QUIET_SHARE_FIRST, QUIET_SHARE_LAST, QUIET_SHARE_OTHERS = 0.0, 0.8, 0.15
 LATE_UPDATE_SHARE = 0.1
 PAYMENT_SHARE = 0.2
 RECENT_SHARE = 0.1  # accounts and beneficiaries created during the generated hours
+LOAD_DELAY_SECONDS = (30, 600)  # how long after a change the loader usually receives it
+LATE_ARRIVAL_SHARE = 0.05
+LATE_ARRIVAL_SECONDS = (3600, 4 * 3600)  # a late share arrives hours after it happened
 
 
 @dataclass(frozen=True)
@@ -381,10 +386,30 @@ def _first_by_key(keys: list[str], values: list[str]) -> dict[str, str]:
     return first
 
 
+class _Loader:
+    """When each row reached the platform: its own random stream, so the rows stay the same."""
+
+    def __init__(self, scale: Scale) -> None:
+        self.end = np.datetime64(scale.end, "us")
+        self.rng = np.random.default_rng([scale.seed, 1])
+
+    def load(self, rows: pa.Table) -> pa.Table:
+        """``rows`` with ``loaded_at``, without those not received by the end of the data."""
+        size = rows.num_rows
+        usual = self.rng.integers(*LOAD_DELAY_SECONDS, size)
+        late = self.rng.integers(*LATE_ARRIVAL_SECONDS, size)
+        delay = np.where(self.rng.random(size) < LATE_ARRIVAL_SHARE, late, usual)
+        changed = rows.column("updated_at").to_numpy().astype("datetime64[us]")
+        loaded = changed + delay.astype("timedelta64[s]")
+        received = loaded < self.end
+        return rows.append_column("loaded_at", pa.array(loaded)).filter(pa.array(received))
+
+
 def generate(warehouse: Path, scale: Scale) -> dict[str, int]:
     """Replace the raw landing tables in the DuckDB file ``warehouse``; returns rows per table."""
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     gen = _Generator(scale)
+    loader = _Loader(scale)
     with duckdb.connect(str(warehouse)) as con:
         con.execute(f"create schema if not exists {RAW_SCHEMA}")
         for table, columns in DDL.items():
@@ -400,7 +425,7 @@ def generate(warehouse: Path, scale: Scale) -> dict[str, int]:
             ("beneficiaries", beneficiaries),
         ]
         for table, rows in [*batches, *gen.activity(accounts, beneficiaries)]:
-            con.register("incoming", rows)
+            con.register("incoming", loader.load(rows))
             con.execute(f"insert into {RAW_SCHEMA}.{table} by name select * from incoming")
             con.unregister("incoming")
         return {

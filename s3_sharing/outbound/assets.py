@@ -15,7 +15,14 @@ from google.api_core.exceptions import GoogleAPICallError
 from s3_sharing.outbound.asset_keys import DELIVERIES_GROUP, delivery_key
 from s3_sharing.outbound.checks import CertificationConfig, DeliveryCheck, Evaluation
 from s3_sharing.outbound.datasets import Dataset
-from s3_sharing.outbound.delivery import ChainConflict, Deliverer, deliver_many, delivered_by
+from s3_sharing.outbound.delivery import (
+    RESTATED,
+    RESTATEMENT_TAG,
+    ChainConflict,
+    Deliverer,
+    deliver_many,
+    delivered_by,
+)
 from s3_sharing.outbound.registry import Business, Registry
 from s3_sharing.platform.resources import PlatformKeys, WorkDirectory
 from s3_sharing.platform.state import LeaseBusy, LeaseLost, StateError, StateStore
@@ -143,6 +150,7 @@ def _cadence_assets(
             context.run.run_id,
             config.max_concurrency,
             context.log.info,
+            context.run.tags.get(RESTATEMENT_TAG, RESTATED),
         )
         for business, outcome in outcomes:
             if isinstance(outcome, Exception):

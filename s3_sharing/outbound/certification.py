@@ -1,13 +1,14 @@
 """Certification: if the warehouse has rows for a business and window, they were delivered.
 
-For each window: when the warehouse now has rows, a manifest must exist in both S3 and the GCS
+For each window: when the warehouse has rows for it, a manifest must exist in both S3 and the GCS
 archive, be identical in both, carry a valid platform signature, list row counts equal to the
-warehouse's current counts, and every file it lists must exist in both places with the listed
-size and checksum (S3's own SHA-256 with ``deep``, GCS's own MD5). The manifest must be the one of
-this business and window (a copy under another window's name is caught), and every data object
-whose name places it in the window must be listed by it (a crashed or overlapping run leaves
-objects no manifest lists). A window without rows needs no files. A window that ended within the
-grace period and has no manifest yet is ``pending``.
+warehouse's counts for what the window holds (the changes received in it, or the snapshot as of its
+end: both fixed once the window has closed, so a mismatch is a real fault), and every file it lists
+must exist in both places with the listed size and checksum (S3's own SHA-256 with ``deep``, GCS's
+own MD5). The manifest must be the one of this business and window (a copy under another window's
+name is caught), and every data object whose name places it in the window must be listed by it (a
+crashed or overlapping run leaves objects no manifest lists). A window without rows needs no files.
+A window that ended within the grace period and has no manifest yet is ``pending``.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,7 +20,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from s3_sharing.outbound.datasets import SOURCES, Dataset
+from s3_sharing.outbound.contents import window_query
+from s3_sharing.outbound.datasets import SOURCES, Contents, Dataset
 from s3_sharing.outbound.delivery import HISTORY, chain_head
 from s3_sharing.outbound.layout import Layout, manifest_key
 from s3_sharing.outbound.manifest import FileEntry, Manifest, iso, sha256_hex
@@ -113,12 +115,7 @@ class Certifier:
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def certify(self, business: Business, windows: Sequence[Window]) -> list[Verdict]:
-        expected: dict[str, list[int]] = {
-            str(d): count_by_window(
-                self.warehouse, self.relations[d], SOURCES[d].window_column, business.id, windows
-            )
-            for d in business.datasets
-        }
+        expected = {str(d): self._expected_rows(business, d, windows) for d in business.datasets}
         bucket = business.open_bucket(self.s3)
         s3_sizes = bucket.sizes()
         archived = self.archive.listing(f"{business.id}/")
@@ -141,6 +138,15 @@ class Certifier:
             )
             for n, window in enumerate(windows)
         ]
+
+    def _expected_rows(self, business: Business, dataset: Dataset, windows: Sequence[Window]) -> list[int]:
+        """What each window must hold: a change window's rows were all received in it (one streaming
+        count over the span); a snapshot's are counted as of each window's end, by the query its
+        delivery ran."""
+        if business.contents is Contents.CHANGES:
+            column = SOURCES[dataset].window_column
+            return count_by_window(self.warehouse, self.relations[dataset], column, business.id, windows)
+        return [self.warehouse.count(window_query(business, dataset, w, self.relations)) for w in windows]
 
     def _chain_problems(
         self, business_id: str, windows: Sequence[Window], archived: Mapping[str, object]

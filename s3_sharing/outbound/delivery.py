@@ -23,20 +23,25 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from s3_sharing.outbound.contents import window_query
 from s3_sharing.outbound.csvfile import CsvFileWriter, PlainFile, file_digests, runs_of
 from s3_sharing.outbound.datasets import SOURCES, Dataset
 from s3_sharing.outbound.layout import manifest_key
-from s3_sharing.outbound.manifest import ChainLink, FileEntry, Manifest, iso, sha256_hex
+from s3_sharing.outbound.manifest import ChainLink, FileEntry, Manifest, Restatement, iso, sha256_hex
 from s3_sharing.outbound.registry import Business
 from s3_sharing.platform import crypto
 from s3_sharing.platform.state import Lease, StateStore, Versioned, acquire
 from s3_sharing.platform.storage import Bucket, GcsArchive, S3Buckets
 from s3_sharing.platform.time import Window
-from s3_sharing.platform.warehouse import Relation, Warehouse, WindowQuery
+from s3_sharing.platform.warehouse import Relation, Warehouse
 from s3_sharing.platform.workdir import default_root, private_workdir
 
 HISTORY = "_manifests/history/"
 """Every manifest ever published, under the business's folder of the archive."""
+RESTATEMENT_TAG = "s3_sharing/restatement_reason"
+"""A run tag (UI launchpad, backfill, ``s3-sharing deliver --reason``): why windows are delivered again."""
+RESTATED = "re-delivered a window already delivered"
+"""The restatement reason when the run gives none."""
 Log = Callable[[str], None]
 
 
@@ -127,10 +132,17 @@ class Deliverer:
     work_root: Path = field(default_factory=default_root)
 
     def deliver(
-        self, business: Business, public_key: str, window: Window, run_id: str, log: Log = _quiet
+        self,
+        business: Business,
+        public_key: str,
+        window: Window,
+        run_id: str,
+        log: Log = _quiet,
+        reason: str = RESTATED,
     ) -> DeliveryReport:
         """One writer per business at a time (a lease in the state bucket); every file is prepared
-        and checked before anything is touched; the chain head advances by compare-and-swap."""
+        and checked before anything is touched; the chain head advances by compare-and-swap.
+        ``reason``: why, if the window was delivered before (the new manifest is a restatement)."""
         started = time.perf_counter()
         cert = crypto.load_cert(public_key, f"business {business.id!r}")
         crypto.require_unexpired(cert, f"business {business.id!r}")
@@ -149,7 +161,7 @@ class Deliverer:
             prepared = self._prepare(business, window, sealer, workdir)
             bucket = business.open_bucket(self.s3)
             recover(self.state, self.archive, bucket, business.id)
-            return self._publish(business, window, run_id, prepared, sealer, bucket, lease, started)
+            return self._publish(business, window, run_id, prepared, sealer, bucket, lease, started, reason)
 
     def _publish(
         self,
@@ -161,15 +173,17 @@ class Deliverer:
         bucket: Bucket,
         lease: Lease,
         started: float,
+        reason: str,
     ) -> DeliveryReport:
         """Journal first (what the window held and will hold), then hide the old manifest, upload,
         link the new manifest into the chain, publish it, and remove what it no longer lists."""
         window_manifest = manifest_key(window.start)
         files = [p.entry for p in prepared]
-        previous_files = self._previous_files(business.id, window_manifest)
+        replaced = self._published(business.id, window_manifest)
+        previous_files = None if replaced is None else [f.key for f in Manifest.from_bytes(replaced).files]
         journal = Journal(window_manifest, run_id, sorted({*(previous_files or ()), *(f.key for f in files)}))
         self.state.write(journal_key(business.id, window_manifest), journal.to_bytes())
-        if previous_files is not None:  # readers treat the window as absent until its new manifest
+        if replaced is not None:  # readers treat the window as absent until its new manifest
             _remove_manifest(self.archive, bucket, business.id, window_manifest)
 
         with ThreadPoolExecutor(max_workers=self.upload_concurrency) as pool:
@@ -188,11 +202,14 @@ class Deliverer:
             schema_versions={str(d): SOURCES[d].schema_version for d in business.datasets},
             files=files,
             previous=_chain_link(head),
+            contents=str(business.contents),
+            lookback_days=business.lookback_days,
+            restatement=None if replaced is None else _restatement(business.id, replaced, reason),
         )
         body = manifest.to_bytes()
         digest = sha256_hex(body)
         signature = sealer.sign_detached(body)
-        history = f"{business.id}/{HISTORY}{manifest.created_at}-{run_id}.json"
+        history = history_key(business.id, manifest)
         self.archive.upload_bytes(history, body, "application/json")
         lease.check()
         link = _link_bytes(ChainLink(history, digest))
@@ -221,23 +238,16 @@ class Deliverer:
             business.id, window, manifest, digest, s3_uri, gcs_uri, stale, time.perf_counter() - started
         )
 
-    def _previous_files(self, business_id: str, window_manifest: str) -> list[str] | None:
-        body = self.archive.read(f"{business_id}/{window_manifest}")
-        return None if body is None else [f.key for f in Manifest.from_bytes(body).files]
+    def _published(self, business_id: str, window_manifest: str) -> bytes | None:
+        """The window's manifest as published before, if it was."""
+        return self.archive.read(f"{business_id}/{window_manifest}")
 
     def _batches(
         self, business: Business, dataset: Dataset, window: Window, per_user: bool
     ) -> Iterator[pa.RecordBatch]:
-        source = SOURCES[dataset]
-        query = WindowQuery(
-            relation=self.relations[dataset],
-            window_column=source.window_column,
-            start=window.start,
-            end=window.end,
-            equals=(("business_id", business.id),),
-            # Only a per-user layout needs the rows grouped by user; sorting costs time and memory.
-            order_by=("user_id", source.key_column) if per_user else (),
-        )
+        # Only a per-user layout needs the rows grouped by user; sorting costs time and memory.
+        order_by = ("user_id", SOURCES[dataset].key_column) if per_user else ()
+        query = window_query(business, dataset, window, self.relations, order_by)
         for batch in self.warehouse.stream(query, batch_rows=self.batch_rows):
             if batch.num_rows and not pc.all(pc.equal(batch.column("business_id"), business.id)).as_py():
                 raise TenantIsolationError(
@@ -406,6 +416,7 @@ def deliver_many(
     run_id: str,
     max_concurrency: int,
     log: Log = _quiet,
+    reason: str = RESTATED,
 ) -> Iterator[tuple[Business, DeliveryReport | Exception]]:
     """Deliver several businesses, at most ``max_concurrency`` at a time, each as it completes.
 
@@ -413,13 +424,23 @@ def deliver_many(
     """
     with ThreadPoolExecutor(max_workers=max(1, max_concurrency)) as pool:
         futures = {
-            pool.submit(deliverer.deliver, b, public_keys[b.id], window, run_id, log): b for b in businesses
+            pool.submit(deliverer.deliver, b, public_keys[b.id], window, run_id, log, reason): b
+            for b in businesses
         }
         for future in as_completed(futures):
             try:
                 yield futures[future], future.result()
             except Exception as error:
                 yield futures[future], error
+
+
+def history_key(business_id: str, manifest: Manifest) -> str:
+    """Where the archive keeps every manifest ever published, named by creation time and run."""
+    return f"{business_id}/{HISTORY}{manifest.created_at}-{manifest.run_id}.json"
+
+
+def _restatement(business_id: str, replaced: bytes, reason: str) -> Restatement:
+    return Restatement(history_key(business_id, Manifest.from_bytes(replaced)), sha256_hex(replaced), reason)
 
 
 def _link_bytes(link: ChainLink) -> bytes:

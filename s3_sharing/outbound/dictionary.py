@@ -64,9 +64,10 @@ def dataset_dictionary(manifest: Mapping[str, Any], dataset: Dataset) -> Dataset
                 f" ({', '.join(PARTNER_TYPES)}) in dbt_project/models/marts/_marts.yml"
             )
         columns.append(Column(name, kind, meaning))
-    return DatasetDictionary(
-        dataset, node["description"], source.key_column, source.schema_version, tuple(columns)
-    )
+    key = f"`{source.key_column}`"
+    if source.version_column:
+        key += f" with `{source.version_column}` (a change window has one row per version)"
+    return DatasetDictionary(dataset, node["description"], key, source.schema_version, tuple(columns))
 
 
 def as_markdown(dictionaries: Iterable[DatasetDictionary]) -> str:
@@ -87,7 +88,7 @@ def as_markdown(dictionaries: Iterable[DatasetDictionary]) -> str:
             "",
             entry.description,
             "",
-            f"Row key: `{entry.key}`. Schema version: {entry.schema_version} (in every manifest).",
+            f"Row key: {entry.key}. Schema version: {entry.schema_version} (in every manifest).",
             "",
             "| column | type | meaning |",
             "|---|---|---|",

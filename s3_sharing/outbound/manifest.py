@@ -1,7 +1,9 @@
 """The manifest of one delivered window: written and signed last, it makes the window visible.
 
-It lists every file with row count, sizes and SHA-256 of plain and cipher text, and carries the
-SHA-256 of the business's previous manifest, so the archive holds a tamper-evident chain.
+It lists every file with row count, sizes and SHA-256 of plain and cipher text, says what the window
+holds (``contents``: the changes received in it, or a snapshot as of its end), and carries the
+SHA-256 of the business's previous manifest, so the archive holds a tamper-evident chain. A window
+delivered again says so: ``restatement`` names the manifest it replaces and why.
 """
 
 import hashlib
@@ -10,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,16 @@ class ChainLink:
 
 
 @dataclass(frozen=True)
+class Restatement:
+    """This manifest replaces one already published for the same window."""
+
+    replaces: str
+    """The archived copy of the replaced manifest (under ``_manifests/history/``)."""
+    replaces_sha256: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Manifest:
     business_id: str
     cadence: str
@@ -46,6 +58,9 @@ class Manifest:
     schema_versions: dict[str, int]
     files: list[FileEntry] = field(default_factory=list)
     previous: ChainLink | None = None
+    contents: str = "changes"
+    lookback_days: int | None = None
+    restatement: Restatement | None = None
     manifest_version: int = MANIFEST_VERSION
 
     @property
@@ -63,7 +78,13 @@ class Manifest:
         document.pop("empty", None)
         files = [FileEntry(**f) for f in document.pop("files")]
         previous = document.pop("previous")
-        return cls(**document, files=files, previous=ChainLink(**previous) if previous else None)
+        restatement = document.pop("restatement", None)
+        return cls(
+            **document,
+            files=files,
+            previous=ChainLink(**previous) if previous else None,
+            restatement=Restatement(**restatement) if restatement else None,
+        )
 
 
 def sha256_hex(data: bytes) -> str:

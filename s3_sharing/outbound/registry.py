@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from s3_sharing.outbound.datasets import Dataset
+from s3_sharing.outbound.datasets import Contents, Dataset
 from s3_sharing.outbound.layout import DEFAULT_TEMPLATES, Layout, LayoutError
 from s3_sharing.platform.storage import AssumedRole, Bucket, BucketLocation, S3Buckets
 from s3_sharing.platform.time import Cadence, Window
@@ -109,6 +109,11 @@ class Business(_Strict):
     destination: Destination
     public_key: PublicKey
     layout: str | None = None
+    contents: Contents = Contents.CHANGES
+    """What each window holds: the changes received in it, or every user's snapshot as of its end."""
+    lookback_days: int | None = Field(default=None, ge=1, le=3660)
+    """A snapshot's look-back: only rows whose business time (booked, created) is within this many days
+    before the window's end. Without it, a snapshot holds all history."""
     spreadsheet_safe: bool = False
     """Opt-in for partners who open files in a spreadsheet: a text value beginning with ``=``, ``+``,
     ``-``, ``@``, a tab, a carriage return or ``'`` is written with a leading ``'`` so it is never run
@@ -133,6 +138,14 @@ class Business(_Strict):
             except LayoutError as error:
                 raise ValueError(str(error)) from None
         return value
+
+    @model_validator(mode="after")
+    def _lookback_needs_a_snapshot(self) -> "Business":
+        if self.lookback_days is not None and self.contents is not Contents.SNAPSHOT:
+            raise ValueError(
+                "lookback_days: only for contents: snapshot (a change window holds what it received)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _inactive_since_needs_inactive(self) -> "Business":

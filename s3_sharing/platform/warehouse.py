@@ -1,6 +1,7 @@
 """Streaming reads from the warehouse as Arrow record batches.
 
-Delivery code depends only on the ``Warehouse`` protocol. Queries are ``WindowQuery`` values:
+Delivery code depends only on the ``Warehouse`` protocol. Queries are ``WindowQuery`` (the rows of a
+window) or ``LatestQuery`` (the newest version of each key as of a moment) values, or build on them:
 identifiers are validated, every value is a bound parameter, and each backend renders its own
 quoting and parameter markers. DuckDB is the embedded default; BigQuery serves production.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -97,15 +98,84 @@ class WindowQuery:
 
     def render_count(self, table: str, quote: Callable[[str], str], marker: Callable[[str], str]) -> str:
         inner = WindowQuery(self.relation, self.window_column, self.start, self.end, self.equals)
-        return f"select count(*) as row_count from ({inner.render(table, quote, marker)}) as windowed"
+        return count_of(inner.render(table, quote, marker))
+
+
+@dataclass(frozen=True)
+class LatestQuery:
+    """The newest version (by ``version_column``, then ``received_column``) of each ``key_column``
+    among the rows received before ``as_of``: the state as the platform knew it then. Filtered by
+    equality, and to ``since_column >= since`` when both are given (a look-back)."""
+
+    relation: Relation
+    key_column: str
+    version_column: str
+    received_column: str
+    as_of: datetime
+    equals: tuple[tuple[str, str], ...] = ()
+    since_column: str | None = None
+    since: datetime | None = None
+    order_by: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        names = [self.key_column, self.version_column, self.received_column, *self.order_by]
+        for name in [
+            *names,
+            *(c for c, _ in self.equals),
+            *([self.since_column] if self.since_column else []),
+        ]:
+            _identifier(name)
+        if (self.since_column is None) != (self.since is None):
+            raise ValueError("since_column and since go together")
+
+    def parameters(self) -> dict[str, Any]:
+        bound: dict[str, Any] = {"as_of": _naive_utc(self.as_of)}
+        if self.since is not None:
+            bound["since"] = _naive_utc(self.since)
+        bound.update({f"eq_{n}": value for n, (_, value) in enumerate(self.equals)})
+        return bound
+
+    def render(self, table: str, quote: Callable[[str], str], marker: Callable[[str], str]) -> str:
+        conditions = [f"{quote(self.received_column)} < {marker('as_of')}"]
+        conditions += [f"{quote(c)} = {marker(f'eq_{n}')}" for n, (c, _) in enumerate(self.equals)]
+        if self.since_column:
+            conditions.append(f"{quote(self.since_column)} >= {marker('since')}")
+        newest = f"{quote(self.version_column)} desc, {quote(self.received_column)} desc"
+        sql = (
+            f"select * from {table} where {' and '.join(conditions)} "
+            f"qualify row_number() over (partition by {quote(self.key_column)} order by {newest}) = 1"
+        )
+        if self.order_by:
+            sql += " order by " + ", ".join(quote(c) for c in self.order_by)
+        return sql
+
+    def render_count(self, table: str, quote: Callable[[str], str], marker: Callable[[str], str]) -> str:
+        return count_of(replace(self, order_by=()).render(table, quote, marker))
+
+
+def count_of(sql: str) -> str:
+    return f"select count(*) as row_count from ({sql}) as counted"
+
+
+class Query(Protocol):
+    """What a backend needs of a query: the table it reads, its bound values, and its SQL."""
+
+    @property
+    def relation(self) -> Relation: ...
+
+    def parameters(self) -> dict[str, Any]: ...
+
+    def render(self, table: str, quote: Callable[[str], str], marker: Callable[[str], str]) -> str: ...
+
+    def render_count(self, table: str, quote: Callable[[str], str], marker: Callable[[str], str]) -> str: ...
 
 
 class Warehouse(Protocol):
-    def stream(self, query: WindowQuery, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+    def stream(self, query: Query, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
         """The query's rows, a bounded batch at a time."""
         ...
 
-    def count(self, query: WindowQuery) -> int:
+    def count(self, query: Query) -> int:
         """How many rows the query returns, counted in the warehouse."""
         ...
 
@@ -133,20 +203,18 @@ class DuckDBWarehouse(dg.ConfigurableResource):
         # The catalog name of a DuckDB file is its file name: leave it out so the file can move.
         return f"{_double_quote(relation.schema)}.{_double_quote(relation.identifier)}"
 
-    def _execute(
-        self, con: duckdb.DuckDBPyConnection, sql: str, query: WindowQuery
-    ) -> duckdb.DuckDBPyConnection:
+    def _execute(self, con: duckdb.DuckDBPyConnection, sql: str, query: Query) -> duckdb.DuckDBPyConnection:
         try:
             return con.execute(sql, query.parameters())
         except duckdb.CatalogException:
             raise RelationMissing(query.relation, self.path) from None
 
-    def stream(self, query: WindowQuery, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+    def stream(self, query: Query, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
         sql = query.render(self._table(query.relation), _double_quote, lambda name: f"${name}")
         with self._connect() as con:
             yield from self._execute(con, sql, query).to_arrow_reader(batch_rows)
 
-    def count(self, query: WindowQuery) -> int:
+    def count(self, query: Query) -> int:
         sql = query.render_count(self._table(query.relation), _double_quote, lambda name: f"${name}")
         with self._connect() as con:
             row = self._execute(con, sql, query).fetchone()
@@ -175,7 +243,7 @@ class BigQueryWarehouse(dg.ConfigurableResource):
 
         return bigquery.Client(project=self.project, location=self.location)
 
-    def _run(self, sql: str, query: WindowQuery, page_size: int | None = None) -> Any:
+    def _run(self, sql: str, query: Query, page_size: int | None = None) -> Any:
         """The finished query's rows."""
         from google.api_core.exceptions import NotFound
         from google.cloud import bigquery
@@ -197,14 +265,14 @@ class BigQueryWarehouse(dg.ConfigurableResource):
         parts = [p for p in (relation.database, relation.schema, relation.identifier) if p]
         return ".".join(_backtick(p) for p in parts)
 
-    def stream(self, query: WindowQuery, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+    def stream(self, query: Query, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
         from google.cloud import bigquery_storage
 
         sql = query.render(self._table(query.relation), _backtick, lambda name: f"@{name}")
         rows = self._run(sql, query, page_size=batch_rows)
         yield from rows.to_arrow_iterable(bqstorage_client=bigquery_storage.BigQueryReadClient())
 
-    def count(self, query: WindowQuery) -> int:
+    def count(self, query: Query) -> int:
         sql = query.render_count(self._table(query.relation), _backtick, lambda name: f"@{name}")
         for row in self._run(sql, query):
             return int(row["row_count"])

@@ -1,6 +1,7 @@
 """The runbook from a terminal: materialize, deliver, verify and status over a range of hours."""
 
 from s3_sharing import cli
+from s3_sharing.outbound.manifest import Manifest
 
 from ..outbound.runs import role
 
@@ -20,3 +21,10 @@ def test_a_six_hour_range_is_delivered_and_verified_from_the_runbook(settings, s
     assert cli.main(["status", *hours]) == 0
     out = capsys.readouterr().out
     assert "acme 2026-01-01-03:00: mismatched" in out and "verify: 17 of 18 windows certified" in out
+
+    # The repair: deliver the window again, saying why; its new manifest is a restatement.
+    repair = ["--from", "2026-01-01-03:00", "--to", "2026-01-01-03:00", "--business", "acme"]
+    assert cli.main(["deliver", *repair, "--reason", "object deleted by mistake"]) == 0
+    manifest = Manifest.from_bytes(bucket.read("_manifests/20260101T0300Z.json"))
+    assert manifest.restatement is not None and manifest.restatement.reason == "object deleted by mistake"
+    assert cli.main(["verify", *hours]) == 0

@@ -27,7 +27,7 @@ def test_delivered_passes_after_delivery_and_an_undelivered_empty_window_passes(
     umbrella_rows = (
         duckdb.connect(str(built.duckdb_path), read_only=True)
         .execute(
-            "select count(*) from main_marts.fi_data where business_id = 'umbrella' and hour(updated_at) = 11"
+            "select count(*) from main_marts.fi_data where business_id = 'umbrella' and hour(loaded_at) = 11"
         )
         .fetchone()[0]
     )
@@ -63,7 +63,7 @@ def test_a_late_row_in_a_delivered_window_fails_delivered(built, stack):
     with duckdb.connect(str(built.duckdb_path)) as con:
         con.execute(
             "insert into main_marts.fi_data select * replace ('late_txn' as transaction_id) "
-            "from main_marts.fi_data where business_id = 'acme' and hour(updated_at) = 5 limit 1"
+            "from main_marts.fi_data where business_id = 'acme' and hour(loaded_at) = 5 limit 1"
         )
     check = certify(built, lookback=1)[("acme", "delivered")]
     assert not check.passed and meta(check, "mismatched") == [HOUR]

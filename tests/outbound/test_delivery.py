@@ -2,7 +2,6 @@
 GCS emulator, real dbt on DuckDB, real OpenPGP checked with GnuPG."""
 
 import json
-from collections.abc import Iterator
 
 import boto3
 import dagster as dg
@@ -40,21 +39,7 @@ def archive_names(prefix: str = "") -> set[str]:
     return {b.name for b in storage.Client().list_blobs(ARCHIVE, prefix=prefix)}
 
 
-@pytest.fixture
-def gpg_for(keys) -> Iterator:
-    opened: list[Gpg] = []
-
-    def make(business_id: str) -> Gpg:
-        gpg = Gpg(keys[business_id].secret, keys["platform-signing"].public)
-        opened.append(gpg)
-        return gpg
-
-    yield make
-    for gpg in opened:
-        gpg.close()
-
-
-def warehouse_rows(settings, mart: str, business_id: str, column: str = "updated_at") -> dict[str, tuple]:
+def warehouse_rows(settings, mart: str, business_id: str, column: str = "loaded_at") -> dict[str, tuple]:
     key = {"fi_data": "transaction_id", "analytics": "analytics_id", "identity": "user_id"}.get(mart)
     key = key or {"payments": "payment_id", "transactions": "transaction_id"}.get(mart, "beneficiary_id")
     rows = query(
@@ -155,11 +140,11 @@ def test_a_changed_window_replaces_its_files_and_removes_stale_ones(built, stack
     (moved_user,) = query(
         built,
         "select user_id from main_marts.fi_data where business_id = 'acme' "
-        "and updated_at >= ? and updated_at < ? order by user_id limit 1",
+        "and loaded_at >= ? and loaded_at < ? order by user_id limit 1",
         *WINDOW,
     )[0]
     with duckdb.connect(str(built.duckdb_path)) as con:  # the user's changes now belong to a later hour
-        for mart, column in (("fi_data", "updated_at"), ("analytics", "window_start")):
+        for mart, column in (("fi_data", "loaded_at"), ("analytics", "window_start")):
             con.execute(
                 f"update main_marts.{mart} set {column} = {column} + interval 3 hour "
                 f"where user_id = ? and {column} >= ? and {column} < ?",
@@ -185,7 +170,7 @@ def test_an_empty_window_writes_no_data_files_and_is_recorded_as_empty(built, st
         built,
         """select h from range(0, 12) t(h) where not exists (
              select 1 from main_marts.fi_data where business_id = 'umbrella'
-             and hour(updated_at) = h)""",
+             and hour(loaded_at) = h)""",
     )
     assert quiet_hours, "TINY data should leave the last business quiet for some hours"
     hour = f"2026-01-01-{quiet_hours[0][0]:02d}:00"

@@ -163,7 +163,7 @@ def _drop_users(settings: Settings, business_id: str, window: Window, count: int
     with duckdb.connect(str(settings.duckdb_path)) as con:
         users = con.execute(
             "select distinct user_id from main_marts.fi_data where business_id = ? "
-            "and updated_at >= ? and updated_at < ? order by 1 limit ?",
+            "and loaded_at >= ? and loaded_at < ? order by 1 limit ?",
             [business_id, window.start, window.end, count],
         ).fetchall()
         for table in ("fi_data", "analytics"):

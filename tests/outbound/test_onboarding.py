@@ -42,7 +42,10 @@ def test_onboard_prints_the_role_the_least_privilege_policies_and_a_checklist(se
     sections = [line.removeprefix("## ") for line in dictionary.splitlines() if line.startswith("## ")]
     assert sections == ["IDENTITY", "PAYMENTS", "TRANSACTIONS", "BENEFICIARIES"], "its data sets only"
     assert "| `beneficiary_iban` | string | IBAN of the beneficiary's account. |" in dictionary
-    assert "Row key: `payment_id`. Schema version: 1" in dictionary
+    assert (
+        "Row key: `payment_id` with `updated_at` (a change window has one row per version). Schema version: 2"
+        in dictionary
+    )
     globex = read_registry(settings.registry).get("globex")
     role = globex.destination.role_arn
     assert f"Our delivery role ARN (add it to your bucket policy): {role}" in out

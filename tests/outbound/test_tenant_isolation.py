@@ -54,7 +54,7 @@ def _warehouse(path: Path, data: list[tuple], start: datetime) -> None:
         con.execute(
             "create or replace table main_marts.fi_data "
             "(transaction_id varchar, business_id varchar, user_id varchar, merchant varchar, "
-            "updated_at timestamp)"
+            "loaded_at timestamp)"
         )
         con.execute(
             "create or replace table main_marts.analytics "

@@ -134,3 +134,46 @@ def test_a_bigquery_table_not_built_yet_is_named(monkeypatch):
     query = _query(relation=Relation("proj", "s3_sharing_marts", "fi_data"))
     with pytest.raises(wh.RelationMissing, match=r"s3_sharing_marts\.fi_data does not exist in project proj"):
         warehouse.count(query)
+
+
+def test_latest_query_gives_each_keys_newest_version_received_before_the_moment(tmp_path):
+    path = tmp_path / "versions.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("create schema marts")
+        con.execute(
+            "create table marts.versions (k varchar, business_id varchar, status varchar, "
+            "booked_at timestamp, updated_at timestamp, loaded_at timestamp)"
+        )
+        con.execute(
+            """insert into marts.versions values
+               ('a', 'acme', 'pending', '2026-01-01 08:00', '2026-01-01 08:00', '2026-01-01 08:01'),
+               ('a', 'acme', 'settled', '2026-01-01 08:00', '2026-01-01 09:00', '2026-01-01 09:01'),
+               ('a', 'acme', 'reversed', '2026-01-01 08:00', '2026-01-01 11:00', '2026-01-01 11:01'),
+               ('b', 'acme', 'pending', '2025-11-01 08:00', '2025-11-01 08:00', '2025-11-01 08:01'),
+               ('c', 'globex', 'pending', '2026-01-01 08:00', '2026-01-01 08:00', '2026-01-01 08:01')"""
+        )
+    warehouse = DuckDBWarehouse(path=str(path))
+    latest = wh.LatestQuery(
+        Relation(None, "marts", "versions"),
+        "k",
+        "updated_at",
+        "loaded_at",
+        START,  # 10:00: the 11:00 version was not received yet
+        (("business_id", "acme"),),
+        order_by=("k",),
+    )
+    rows = pa.Table.from_batches(list(warehouse.stream(latest))).select(["k", "status"]).to_pylist()
+    assert rows == [{"k": "a", "status": "settled"}, {"k": "b", "status": "pending"}]
+    assert warehouse.count(latest) == 2
+    recent = wh.LatestQuery(
+        **{**latest.__dict__, "since_column": "booked_at", "since": START - timedelta(days=30)}
+    )
+    assert warehouse.count(recent) == 1
+    sql = recent.render("`t`", lambda name: f"`{name}`", lambda name: f"@{name}")
+    assert sql == (
+        "select * from `t` where `loaded_at` < @as_of and `business_id` = @eq_0 and `booked_at` >= @since "
+        "qualify row_number() over (partition by `k` order by `updated_at` desc, `loaded_at` desc) = 1 "
+        "order by `k`"
+    )
+    with pytest.raises(ValueError, match="since_column and since go together"):
+        wh.LatestQuery(**{**latest.__dict__, "since_column": "booked_at"})

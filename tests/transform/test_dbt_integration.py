@@ -17,13 +17,13 @@ from ..conftest import query
 
 pytestmark = pytest.mark.dbt  # runs dbt builds: left out of make test-fast
 
-MART_KEYS = {
-    "fi_data": "transaction_id",
-    "transactions": "transaction_id",
+MART_KEYS = {  # a row per version: the key with its version timestamp (ANALYTICS: one per window)
+    "fi_data": "transaction_id || updated_at",
+    "transactions": "transaction_id || updated_at",
     "analytics": "analytics_id",
-    "identity": "user_id",
-    "payments": "payment_id",
-    "beneficiaries": "beneficiary_id",
+    "identity": "user_id || updated_at",
+    "payments": "payment_id || updated_at",
+    "beneficiaries": "beneficiary_id || updated_at",
 }
 
 
@@ -57,34 +57,39 @@ def test_rerunning_a_partition_gives_the_same_rows_without_duplicates(settings):
     # Only that window was built.
     (outside,) = query(
         settings,
-        "select count(*) from main_marts.fi_data where updated_at not between "
+        "select count(*) from main_marts.fi_data where loaded_at not between "
         "timestamp '2026-01-01 05:00:00' and timestamp '2026-01-01 05:59:59.999999'",
     )[0]
     assert outside == 0
 
 
-def test_a_late_update_moves_the_row_to_the_window_of_its_new_updated_at(settings):
+def test_a_late_update_lands_in_the_window_that_received_it_and_the_old_window_keeps_its_version(settings):
     instance = dg.DagsterInstance.ephemeral()
     assert _run(settings, instance, partition_key="2026-01-01-02:00").success
-    (txn,) = query(settings, "select transaction_id from main_marts.fi_data order by transaction_id limit 1")[
-        0
-    ]
+    (txn,) = query(
+        settings,
+        "select transaction_id from main_marts.fi_data where transaction_id in "
+        "(select transaction_id from raw.transactions group by 1 having count(*) = 1) order by 1 limit 1",
+    )[0]
     with duckdb.connect(str(settings.duckdb_path)) as con:
         con.execute(
             """insert into raw.transactions
-               select transaction_id, account_id, channel, direction, amount, currency, merchant, category,
-                      'reversed', booked_at, timestamp '2026-01-01 07:15:00'
+               select * replace ('reversed' as status, timestamp '2026-01-01 07:15:00' as updated_at,
+                                 timestamp '2026-01-01 07:16:00' as loaded_at)
                from raw.transactions where transaction_id = ? order by updated_at desc limit 1""",
             [txn],
         )
     assert _run(settings, instance, partition_key="2026-01-01-07:00").success
-    rows = query(settings, "select status, updated_at from main_marts.fi_data where transaction_id = ?", txn)
-    assert [(status, str(at)) for status, at in rows] == [("reversed", "2026-01-01 07:15:00")]
+    versions = (
+        "select hour(loaded_at), status, change_type from main_marts.fi_data where transaction_id = ? "
+        "order by loaded_at"
+    )
+    before = query(settings, versions, txn)
+    assert before[-1] == (7, "reversed", "update") and before[0][0] == 2 and before[0][2] == "insert"
 
-    # Rebuilding the old window neither resurrects the old version nor loses the row.
+    # Rebuilding the old window gives it the same rows: the late version stays where it was received.
     assert _run(settings, instance, partition_key="2026-01-01-02:00").success
-    rows = query(settings, "select status, updated_at from main_marts.fi_data where transaction_id = ?", txn)
-    assert [(status, str(at)) for status, at in rows] == [("reversed", "2026-01-01 07:15:00")]
+    assert query(settings, versions, txn) == before
 
 
 def test_a_six_hour_range_runs_dbt_once_and_materializes_six_partitions(settings):
@@ -107,8 +112,8 @@ def test_a_six_hour_range_runs_dbt_once_and_materializes_six_partitions(settings
     assert '"window_end": "2026-01-01 09:00:00"' in dbt_commands[0]
     (rows,) = query(
         settings,
-        "select count(*) from raw.transactions where updated_at >= timestamp '2026-01-01 03:00:00' "
-        "and updated_at < timestamp '2026-01-01 09:00:00'",
+        "select count(*) from raw.transactions where loaded_at >= timestamp '2026-01-01 03:00:00' "
+        "and loaded_at < timestamp '2026-01-01 09:00:00'",
     )[0]
     (built,) = query(settings, "select count(*) from main_marts.fi_data")[0]
     assert 0 < built <= rows
@@ -177,7 +182,8 @@ def test_dbt_parse_for_the_prod_bigquery_target_succeeds_offline(tmp_path):
     assert manifest["metadata"]["adapter_type"] == "bigquery"
     fi_data = manifest["nodes"]["model.s3_sharing.fi_data"]["config"]
     assert fi_data["incremental_strategy"] == "merge"
-    assert fi_data["partition_by"] == {"field": "updated_at", "data_type": "timestamp", "granularity": "day"}
+    assert fi_data["partition_by"] == {"field": "loaded_at", "data_type": "timestamp", "granularity": "day"}
+    assert fi_data["unique_key"] == ["transaction_id", "updated_at"]
     assert fi_data["cluster_by"] == ["business_id", "user_id"]
 
 

@@ -6,49 +6,36 @@
     pre_hook="{{ delete_window('window_start') }}",
 ) }}
 
--- ANALYTICS (seed 000): per user, hour and category, what changed in that hour.
-with account_transactions as (
-    select * from {{ ref('int_account_transactions') }}
-    where status != 'failed' and {{ window_filter('updated_at') }}
-),
-
-accounts as (
-    select * from {{ ref('stg_accounts') }}
-),
-
-balances as (
-    select
-        user_id,
-        sum(balance) as balance_total
-    from accounts
-    group by user_id
+-- ANALYTICS (seed 000): per user, hour and category, the count and sums of the FI_DATA rows the
+-- platform received in that hour (failed ones excluded): exactly what FI_DATA's rows imply.
+with fi_data as (
+    select * from {{ ref('fi_data') }}
+    where status != 'failed' and {{ window_filter('loaded_at') }}
 ),
 
 hourly as (
     select
         business_id,
         user_id,
-        {{ dbt.date_trunc('hour', 'updated_at') }} as window_start,
+        {{ dbt.date_trunc('hour', 'loaded_at') }} as window_start,
         category,
         count(*) as transaction_count,
         sum(case when direction = 'debit' then amount else 0 end) as debit_amount,
         sum(case when direction = 'credit' then amount else 0 end) as credit_amount,
         max(updated_at) as updated_at
-    from account_transactions
+    from fi_data
     group by 1, 2, 3, 4
 )
 
 select
-    {{ dbt.hash(dbt.concat(['hourly.user_id', "'|'", dbt.cast('hourly.window_start', api.Column.translate_type('string')), "'|'", 'hourly.category'])) }} as analytics_id,
-    hourly.business_id,
-    hourly.user_id,
-    hourly.window_start,
-    hourly.category,
-    hourly.transaction_count,
-    hourly.debit_amount,
-    hourly.credit_amount,
-    hourly.credit_amount - hourly.debit_amount as net_amount,
-    coalesce(balances.balance_total, 0) as balance_total,
-    hourly.updated_at
+    {{ dbt.hash(dbt.concat(['user_id', "'|'", dbt.cast('window_start', api.Column.translate_type('string')), "'|'", 'category'])) }} as analytics_id,
+    business_id,
+    user_id,
+    window_start,
+    category,
+    transaction_count,
+    debit_amount,
+    credit_amount,
+    credit_amount - debit_amount as net_amount,
+    updated_at
 from hourly
-left join balances on hourly.user_id = balances.user_id

@@ -1,14 +1,14 @@
 {{ config(
-    unique_key='transaction_id',
+    unique_key=['transaction_id', 'updated_at'],
     incremental_strategy=mart_incremental_strategy(),
-    partition_by=mart_partition_by('updated_at'),
+    partition_by=mart_partition_by('loaded_at'),
     cluster_by=mart_cluster_by(),
-    pre_hook="{{ delete_window('updated_at') }}",
+    pre_hook="{{ delete_window('loaded_at') }}",
 ) }}
 
--- TRANSACTIONS (seed 001): transactions on virtual bank accounts only.
+-- TRANSACTIONS (seed 001): every version of every transaction on a virtual bank account.
 with account_transactions as (
-    select * from {{ ref('int_account_transactions') }}
+    select * from {{ ref('int_account_transaction_changes') }}
 )
 
 select
@@ -25,6 +25,8 @@ select
     category,
     status,
     booked_at,
-    updated_at
+    updated_at,
+    loaded_at,
+    change_type
 from account_transactions
-where is_virtual and {{ window_filter('updated_at') }}
+where is_virtual and {{ window_filter('loaded_at') }}

@@ -5,7 +5,7 @@ with source as (
 versions as (
     select
         *,
-        row_number() over (partition by business_id order by updated_at desc) as version_rank
+        row_number() over (partition by business_id order by updated_at desc, loaded_at desc) as version_rank
     from source
 )
 

@@ -1,5 +1,7 @@
+-- Every version of every transaction, with the owning account, user and business attached
+-- (their latest versions: who owns an account does not change).
 with transactions as (
-    select * from {{ ref('stg_transactions') }}
+    select * from {{ ref('stg_transaction_changes') }}
 ),
 
 accounts as (
@@ -27,7 +29,9 @@ select
     transactions.category,
     transactions.status,
     transactions.booked_at,
-    transactions.updated_at
+    transactions.updated_at,
+    transactions.loaded_at,
+    transactions.change_type
 from transactions
 inner join accounts on transactions.account_id = accounts.account_id
 inner join users on accounts.user_id = users.user_id

@@ -1,0 +1,1 @@
+{{ change_log('beneficiaries', 'beneficiary_id') }}

@@ -1,0 +1,1 @@
+{{ change_log('transactions', 'transaction_id') }}

@@ -1,0 +1,1 @@
+{{ change_log('users', 'user_id') }}
