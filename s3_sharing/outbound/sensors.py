@@ -18,6 +18,7 @@ import dagster as dg
 from s3_sharing.outbound.asset_keys import delivery_key
 from s3_sharing.outbound.certification import Certifier, Status
 from s3_sharing.outbound.datasets import Dataset
+from s3_sharing.outbound.delivery import RESTATEMENT_TAG
 from s3_sharing.outbound.readiness import summarise, unbuilt_hours
 from s3_sharing.outbound.registry import Business
 from s3_sharing.platform.notify import Alert, Notifier
@@ -197,7 +198,11 @@ def build_watchdog(
                     job_name=jobs[cadence].name,
                     partition_key=window.key,
                     asset_selection=[delivery_key(i) for i in ids],
-                    tags={"s3_sharing/trigger": "watchdog"},
+                    tags={
+                        "s3_sharing/trigger": "watchdog",
+                        RESTATEMENT_TAG: "delivery_watchdog: "
+                        + "; ".join(f"{v.business_id} {v.status}" for v in missed),
+                    },
                 )
             )
             _send(

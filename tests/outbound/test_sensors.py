@@ -9,6 +9,7 @@ import pytest
 from s3_sharing.definitions import build_definitions
 from s3_sharing.outbound import sensors
 from s3_sharing.outbound.datasets import SOURCES
+from s3_sharing.outbound.delivery import RESTATEMENT_TAG
 from s3_sharing.platform.notify import Notifier
 from s3_sharing.platform.resources import build_resources
 from s3_sharing.platform.settings import Settings
@@ -46,6 +47,8 @@ def test_the_watchdog_requests_a_missed_window_once_and_alerts_once(built, stack
         (request,) = first.run_requests
         assert request.partition_key == HOUR and request.run_key.startswith(f"watchdog:hourly:{HOUR}:")
         assert {k.path[-1] for k in request.asset_selection} >= {"acme", "globex"}
+        # A window redelivered by the watchdog says why in its manifest (a restatement, if published).
+        assert "acme missing" in request.tags[RESTATEMENT_TAG]
         assert len(hook.received) == 1 and hook.received[0]["kind"] == "window_missed"
         again = watchdog.evaluate_tick(
             dg.build_sensor_context(
