@@ -10,7 +10,7 @@ from typing import Any
 from s3_sharing.outbound.datasets import SOURCES, SUMMARIES, Contents, Dataset
 from s3_sharing.outbound.registry import Business
 from s3_sharing.platform.time import Window
-from s3_sharing.platform.warehouse import LatestQuery, Query, Relation, WindowQuery, count_of
+from s3_sharing.platform.warehouse import LatestQuery, Query, Relation, WindowQuery, count_of, ordered
 
 
 @dataclass(frozen=True)
@@ -42,9 +42,7 @@ class AnalyticsSnapshotQuery:
             f"from ({self.fi_data.render(table, quote, marker)}) as snapshot "
             f"where {quote('status')} != 'failed' group by {quote('business_id')}, {user}, {category}"
         )
-        if self.order_by:
-            sql += " order by " + ", ".join(quote(c) for c in self.order_by)
-        return sql
+        return ordered(sql, self.order_by, quote)
 
     def render_count(self, table: str, quote: Callable[[str], str], marker: Callable[[str], str]) -> str:
         return count_of(AnalyticsSnapshotQuery(self.fi_data, self.window_start).render(table, quote, marker))

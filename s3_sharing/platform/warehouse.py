@@ -90,11 +90,10 @@ class WindowQuery:
         selected = ", ".join(quote(c) for c in self.columns) if self.columns else "*"
         window = quote(self.window_column)
         conditions = [f"{window} >= {marker('window_start')}", f"{window} < {marker('window_end')}"]
-        conditions += [f"{quote(c)} = {marker(f'eq_{n}')}" for n, (c, _) in enumerate(self.equals)]
-        sql = f"select {selected} from {table} where {' and '.join(conditions)}"
-        if self.order_by:
-            sql += " order by " + ", ".join(quote(c) for c in self.order_by)
-        return sql
+        conditions += equal_to(self.equals, quote, marker)
+        return ordered(
+            f"select {selected} from {table} where {' and '.join(conditions)}", self.order_by, quote
+        )
 
     def render_count(self, table: str, quote: Callable[[str], str], marker: Callable[[str], str]) -> str:
         inner = WindowQuery(self.relation, self.window_column, self.start, self.end, self.equals)
@@ -137,7 +136,7 @@ class LatestQuery:
 
     def render(self, table: str, quote: Callable[[str], str], marker: Callable[[str], str]) -> str:
         conditions = [f"{quote(self.received_column)} < {marker('as_of')}"]
-        conditions += [f"{quote(c)} = {marker(f'eq_{n}')}" for n, (c, _) in enumerate(self.equals)]
+        conditions += equal_to(self.equals, quote, marker)
         if self.since_column:
             conditions.append(f"{quote(self.since_column)} >= {marker('since')}")
         newest = f"{quote(self.version_column)} desc, {quote(self.received_column)} desc"
@@ -145,12 +144,21 @@ class LatestQuery:
             f"select * from {table} where {' and '.join(conditions)} "
             f"qualify row_number() over (partition by {quote(self.key_column)} order by {newest}) = 1"
         )
-        if self.order_by:
-            sql += " order by " + ", ".join(quote(c) for c in self.order_by)
-        return sql
+        return ordered(sql, self.order_by, quote)
 
     def render_count(self, table: str, quote: Callable[[str], str], marker: Callable[[str], str]) -> str:
         return count_of(replace(self, order_by=()).render(table, quote, marker))
+
+
+def equal_to(
+    equals: tuple[tuple[str, str], ...], quote: Callable[[str], str], marker: Callable[[str], str]
+) -> list[str]:
+    """``column = <bound value>`` conditions; the values are bound as ``eq_0``, ``eq_1``, ..."""
+    return [f"{quote(column)} = {marker(f'eq_{n}')}" for n, (column, _) in enumerate(equals)]
+
+
+def ordered(sql: str, order_by: tuple[str, ...], quote: Callable[[str], str]) -> str:
+    return sql + (" order by " + ", ".join(quote(c) for c in order_by) if order_by else "")
 
 
 def count_of(sql: str) -> str:
