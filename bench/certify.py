@@ -18,13 +18,14 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from deliver import ARCHIVE, START, business_ids, entry, make_keys, stop_gpg_agent  # noqa: E402
+from deliver import ARCHIVE, START, STATE_BUCKET, business_ids, entry, make_keys, stop_gpg_agent  # noqa: E402
 
 from s3_sharing.outbound.certification import Certifier  # noqa: E402
 from s3_sharing.outbound.datasets import Dataset  # noqa: E402
 from s3_sharing.outbound.delivery import Deliverer, deliver_many  # noqa: E402
 from s3_sharing.outbound.registry import Registry  # noqa: E402
 from s3_sharing.platform import crypto  # noqa: E402
+from s3_sharing.platform.state import StateStore  # noqa: E402
 from s3_sharing.platform.storage import GcsArchive, S3Buckets  # noqa: E402
 from s3_sharing.platform.time import Window  # noqa: E402
 from s3_sharing.platform.warehouse import DuckDBWarehouse, Relation  # noqa: E402
@@ -75,7 +76,7 @@ def main() -> None:
             warehouse = DuckDBWarehouse(path=str(db))
             deliverer = Deliverer(
                 warehouse, relations, GcsArchive(bucket=ARCHIVE), S3Buckets(), signer,
-                crypto.load_cert((keys / "audit.pub").read_text(), "audit"),
+                crypto.load_cert((keys / "audit.pub").read_text(), "audit"), StateStore(bucket=STATE_BUCKET),
             )  # fmt: skip
             public = dict.fromkeys(ids, (keys / "business.pub").read_text())
             started = time.perf_counter()
@@ -86,7 +87,10 @@ def main() -> None:
                     if isinstance(outcome, Exception):
                         raise SystemExit(f"{business.id}: {outcome}")
             delivering = time.perf_counter() - started
-            certifier = Certifier(warehouse, relations, GcsArchive(bucket=ARCHIVE), S3Buckets(), signing_cert)
+            certifier = Certifier(
+                warehouse, relations, GcsArchive(bucket=ARCHIVE), S3Buckets(), signing_cert,
+                StateStore(bucket=STATE_BUCKET),
+            )  # fmt: skip
             started = time.perf_counter()
             verdicts = [v for b in registry.businesses for v in certifier.certify(b, windows)]
             certifying = time.perf_counter() - started
