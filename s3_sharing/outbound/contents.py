@@ -10,7 +10,15 @@ from typing import Any
 from s3_sharing.outbound.datasets import SOURCES, SUMMARIES, Contents, Dataset
 from s3_sharing.outbound.registry import Business
 from s3_sharing.platform.time import Window
-from s3_sharing.platform.warehouse import LatestQuery, Query, Relation, WindowQuery, count_of, ordered
+from s3_sharing.platform.warehouse import (
+    LatestQuery,
+    Query,
+    Relation,
+    WindowQuery,
+    count_of,
+    naive_utc,
+    ordered,
+)
 
 
 @dataclass(frozen=True)
@@ -27,7 +35,7 @@ class AnalyticsSnapshotQuery:
         return self.fi_data.relation
 
     def parameters(self) -> dict[str, Any]:
-        return self.fi_data.parameters() | {"window_start": self.window_start.replace(tzinfo=None)}
+        return self.fi_data.parameters() | {"window_start": naive_utc(self.window_start)}
 
     def render(self, table: str, quote: Callable[[str], str], marker: Callable[[str], str]) -> str:
         amount, direction = quote("amount"), quote("direction")

@@ -180,8 +180,13 @@ class Deliverer:
         window_manifest = manifest_key(window.start)
         files = [p.entry for p in prepared]
         replaced = self._published(business.id, window_manifest)
-        previous_files = None if replaced is None else [f.key for f in Manifest.from_bytes(replaced).files]
-        journal = Journal(window_manifest, run_id, sorted({*(previous_files or ()), *(f.key for f in files)}))
+        previous_files: list[str] = []
+        restatement: Restatement | None = None
+        if replaced is not None:
+            previous = Manifest.from_bytes(replaced)
+            previous_files = [f.key for f in previous.files]
+            restatement = Restatement(history_key(business.id, previous), sha256_hex(replaced), reason)
+        journal = Journal(window_manifest, run_id, sorted({*previous_files, *(f.key for f in files)}))
         self.state.write(journal_key(business.id, window_manifest), journal.to_bytes())
         if replaced is not None:  # readers treat the window as absent until its new manifest
             _remove_manifest(self.archive, bucket, business.id, window_manifest)
@@ -204,7 +209,7 @@ class Deliverer:
             previous=_chain_link(head),
             contents=str(business.contents),
             lookback_days=business.lookback_days,
-            restatement=None if replaced is None else _restatement(business.id, replaced, reason),
+            restatement=restatement,
         )
         body = manifest.to_bytes()
         digest = sha256_hex(body)
@@ -437,10 +442,6 @@ def deliver_many(
 def history_key(business_id: str, manifest: Manifest) -> str:
     """Where the archive keeps every manifest ever published, named by creation time and run."""
     return f"{business_id}/{HISTORY}{manifest.created_at}-{manifest.run_id}.json"
-
-
-def _restatement(business_id: str, replaced: bytes, reason: str) -> Restatement:
-    return Restatement(history_key(business_id, Manifest.from_bytes(replaced)), sha256_hex(replaced), reason)
 
 
 def _link_bytes(link: ChainLink) -> bytes:

@@ -42,7 +42,7 @@ def _identifier(name: str) -> str:
     return name
 
 
-def _naive_utc(moment: datetime) -> datetime:
+def naive_utc(moment: datetime) -> datetime:
     """Warehouse timestamps are UTC without a zone; bind them the same way."""
     return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
@@ -82,7 +82,7 @@ class WindowQuery:
             raise ValueError(f"empty window [{self.start}, {self.end})")
 
     def parameters(self) -> dict[str, Any]:
-        bound: dict[str, Any] = {"window_start": _naive_utc(self.start), "window_end": _naive_utc(self.end)}
+        bound: dict[str, Any] = {"window_start": naive_utc(self.start), "window_end": naive_utc(self.end)}
         bound.update({f"eq_{n}": value for n, (_, value) in enumerate(self.equals)})
         return bound
 
@@ -128,9 +128,9 @@ class LatestQuery:
             raise ValueError("since_column and since go together")
 
     def parameters(self) -> dict[str, Any]:
-        bound: dict[str, Any] = {"as_of": _naive_utc(self.as_of)}
+        bound: dict[str, Any] = {"as_of": naive_utc(self.as_of)}
         if self.since is not None:
-            bound["since"] = _naive_utc(self.since)
+            bound["since"] = naive_utc(self.since)
         bound.update({f"eq_{n}": value for n, (_, value) in enumerate(self.equals)})
         return bound
 
