@@ -7,6 +7,7 @@ there is no emulator-specific code path here.
 """
 
 import base64
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from botocore.exceptions import ClientError
 from pydantic import PrivateAttr
 
 MiB = 1024 * 1024
+_SESSION_LOCK = threading.Lock()
 AWS_RETRIES = Config(retries={"mode": "standard", "max_attempts": 10})
 """Standard mode: throttling (503 SlowDown) and transient errors are retried with backoff and jitter."""
 
@@ -154,8 +156,8 @@ class Bucket:
     location: BucketLocation
     client: Any
     transfer: TransferConfig
-    kms: Any = None
-    """KMS with the same credentials, to resolve a key named by its alias."""
+    open_kms: Callable[[], Any] | None = None
+    """Opens KMS with the same credentials, to resolve a key named by its alias (onboarding only)."""
 
     def uri(self, key: str) -> str:
         return f"s3://{self.location.bucket}/{self.location.prefix}{key}"
@@ -323,7 +325,9 @@ class Bucket:
     def kms_key_arn(self, key_id: str) -> str:
         """The ARN of the KMS key that ``key_id`` (a key or alias ARN, an id) names."""
         with _explained(self.owner, f"describing KMS key {key_id}"):
-            return str(self.kms.describe_key(KeyId=key_id)["KeyMetadata"]["Arn"])
+            if self.open_kms is None:
+                raise StorageError(f"{self.owner}: no KMS client to describe key {key_id}")
+            return str(self.open_kms().describe_key(KeyId=key_id)["KeyMetadata"]["Arn"])
 
     def sha256(self, key: str) -> str | None:
         """The SHA-256 (hex) S3 computed on arrival; None for multipart (composite) checksums."""
@@ -347,13 +351,12 @@ class S3Buckets(dg.ConfigurableResource):
     multipart_chunk_mb: int = 8
     max_upload_concurrency: int = 2
 
+    _session: Any = PrivateAttr(default=None)
+
     def open(self, location: BucketLocation, role: AssumedRole, *, owner: str, session_id: str) -> Bucket:
         """``owner`` names the bucket's owner in errors (``business 'acme'``); ``session_id`` (letters,
         digits, ``_``) goes into the role session name, which the owner sees in CloudTrail."""
-        # A fresh session per run: the credential chain is read now, so rotated platform
-        # credentials are picked up by long-lived processes.
-        session = boto3.session.Session()
-        sts = session.client("sts", region_name=location.region, config=AWS_RETRIES)
+        sts = self._client("sts", location.region)
         request = {
             "RoleArn": role.role_arn,
             "RoleSessionName": f"{self.session_name_prefix}-{session_id}"[:64],
@@ -364,7 +367,6 @@ class S3Buckets(dg.ConfigurableResource):
         with _explained(owner, f"assuming {role.role_arn}"):
             credentials = sts.assume_role(**request)["Credentials"]
         return self._bucket(
-            session,
             location,
             owner,
             aws_access_key_id=credentials["AccessKeyId"],
@@ -374,7 +376,7 @@ class S3Buckets(dg.ConfigurableResource):
 
     def own(self, location: BucketLocation, *, owner: str) -> Bucket:
         """A bucket of the platform's own account, with its own credentials (the landing bucket)."""
-        return self._bucket(boto3.session.Session(), location, owner)
+        return self._bucket(location, owner)
 
     def open_with_keys(
         self, location: BucketLocation, access_key_id: str, secret_access_key: str, *, owner: str
@@ -382,22 +384,35 @@ class S3Buckets(dg.ConfigurableResource):
         """A bucket whose owner gave us an access key pair instead of a role (a role is preferred:
         nothing long-lived to leak or rotate)."""
         return self._bucket(
-            boto3.session.Session(),
             location,
             owner,
             aws_access_key_id=access_key_id,
             aws_secret_access_key=secret_access_key,
         )
 
-    def _bucket(self, session: Any, location: BucketLocation, owner: str, **credentials: str) -> Bucket:
-        client = session.client("s3", region_name=location.region, config=AWS_RETRIES, **credentials)
+    def _bucket(self, location: BucketLocation, owner: str, **credentials: str) -> Bucket:
         transfer = TransferConfig(
             multipart_threshold=self.multipart_threshold_mb * MiB,
             multipart_chunksize=self.multipart_chunk_mb * MiB,
             max_concurrency=self.max_upload_concurrency,
         )
-        kms = session.client("kms", region_name=location.region, config=AWS_RETRIES, **credentials)
-        return Bucket(owner, location, client, transfer, kms)
+        return Bucket(
+            owner,
+            location,
+            self._client("s3", location.region, **credentials),
+            transfer,
+            lambda: self._client("kms", location.region, **credentials),
+        )
+
+    def _client(self, service: str, region: str | None, **credentials: str) -> Any:
+        """A client of this resource's one boto3 session. A resource lives for a run, so the
+        platform's credential chain is read when the run starts (rotated credentials are picked up by
+        long-lived processes), and the service models are parsed once per run, not for every
+        business (~0.1 s a client). boto3 sessions are not thread-safe: clients are made under a lock."""
+        with _SESSION_LOCK:
+            if self._session is None:
+                self._session = boto3.session.Session()
+            return self._session.client(service, region_name=region, config=AWS_RETRIES, **credentials)
 
 
 @contextmanager
