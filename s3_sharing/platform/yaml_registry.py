@@ -50,8 +50,12 @@ def read_public_key(key: PublicKey, registry: Path, where: str) -> str:
     return armor
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML's safe loader, refusing a key written twice in one mapping (the last would win)."""
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """YAML's safe loader, refusing a key written twice in one mapping (the last would win).
+
+    libyaml's parser when PyYAML has it (its wheels do): ten times faster than the pure-Python one,
+    which took seconds for a registry of 1,000 businesses.
+    """
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
