@@ -1,16 +1,18 @@
 """Benchmark: how long the ``delivered`` certification takes over 48 hourly windows for 50 businesses.
 
-    .venv/bin/python bench/certify.py [--businesses 50 --hours 48 --rows-per-hour 2000]
+    .venv/bin/python bench/certify.py [--businesses 50 --hours 48 --rows-per-hour 2000 --concurrency 8]
 
 It delivers every window of every business to the local endpoints (per-data-set layout), then
-times ``Certifier.certify`` exactly as the check runs it: per business, one streaming count query,
-one S3 listing, one GCS listing, and per window the manifest from both stores and its signature.
+times ``Certifier.certify`` as the check runs it, as many businesses at a time as the check's default
+``concurrency``: per business, one streaming count query, one S3 listing, one GCS listing, the walk
+of its manifest chain, and per window the manifest from both stores and its signature.
 """
 
 import argparse
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,6 +23,7 @@ sys.path.insert(0, str(REPO / "bench"))
 from deliver import ARCHIVE, START, STATE_BUCKET, business_ids, entry, make_keys, stop_gpg_agent  # noqa: E402
 
 from s3_sharing.outbound.certification import Certifier  # noqa: E402
+from s3_sharing.outbound.checks import CertificationConfig  # noqa: E402
 from s3_sharing.outbound.datasets import Dataset  # noqa: E402
 from s3_sharing.outbound.delivery import Deliverer, deliver_many  # noqa: E402
 from s3_sharing.outbound.registry import Registry  # noqa: E402
@@ -56,6 +59,9 @@ def main() -> None:
     parser.add_argument("--businesses", type=int, default=50)
     parser.add_argument("--hours", type=int, default=48)
     parser.add_argument("--rows-per-hour", type=int, default=2000)
+    parser.add_argument(
+        "--concurrency", type=int, default=CertificationConfig().concurrency, help="businesses at a time"
+    )
     args = parser.parse_args()
     from s3_sharing.devtools.local_endpoints import local_stack
 
@@ -92,14 +98,19 @@ def main() -> None:
                 StateStore(bucket=STATE_BUCKET),
             )  # fmt: skip
             started = time.perf_counter()
-            verdicts = [v for b in registry.businesses for v in certifier.certify(b, windows)]
+            with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
+                by_business = list(pool.map(lambda b: certifier.certify(b, windows), registry.businesses))
             certifying = time.perf_counter() - started
+            verdicts = [v for business_verdicts in by_business for v in business_verdicts]
         stop_gpg_agent(keys)
     certified = sum(v.ok for v in verdicts)
     print(f"delivered {args.businesses} businesses x {args.hours} hourly windows in {delivering:.1f}s")
     per_business = certifying / args.businesses
     print(f"delivered check over {args.hours} windows x {args.businesses} businesses: {certifying:.1f}s")
-    print(f"  {per_business:.2f}s per business; {certified} of {len(verdicts)} windows certified")
+    print(
+        f"  {per_business:.2f}s per business at {args.concurrency} at a time;"
+        f" {certified} of {len(verdicts)} windows certified"
+    )
 
 
 if __name__ == "__main__":

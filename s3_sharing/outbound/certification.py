@@ -11,6 +11,8 @@ crashed or overlapping run leaves objects no manifest lists). A window without r
 A window that ended within the grace period and has no manifest yet is ``pending``.
 """
 
+import base64
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -117,22 +119,29 @@ class Certifier:
     def certify(self, business: Business, windows: Sequence[Window]) -> list[Verdict]:
         expected = {str(d): self._expected_rows(business, d, windows) for d in business.datasets}
         bucket = business.open_bucket(self.s3)
-        s3_sizes = bucket.sizes()
+        s3_objects = bucket.objects()
         archived = self.archive.listing(f"{business.id}/")
         layout = business.object_layout()
         stored = {
-            "S3": by_window(layout, s3_sizes),
+            "S3": by_window(layout, s3_objects),
             "GCS": by_window(layout, (name.removeprefix(f"{business.id}/") for name in archived)),
         }
-        chain = self._chain_problems(business.id, windows, archived) if windows else {}
+        read: dict[str, bytes] = {}
+        chain = self._chain_problems(business.id, windows, archived, read) if windows else {}
+        stores = _Stores(
+            bucket,
+            {key: size for key, (size, _) in s3_objects.items()},
+            {key: etag for key, (_, etag) in s3_objects.items()},
+            archived,
+            read,
+            etag_is_md5=business.destination.sse.mode != "aws:kms",
+        )
         return [
             self._verdict(
                 business,
                 window,
                 {d: counts[n] for d, counts in expected.items()},
-                bucket,
-                s3_sizes,
-                archived,
+                stores,
                 {store: objects.get(window.start, set()) for store, objects in stored.items()},
                 chain.get(iso(window.start), []),
             )
@@ -149,12 +158,16 @@ class Certifier:
         return [self.warehouse.count(window_query(business, dataset, w, self.relations)) for w in windows]
 
     def _chain_problems(
-        self, business_id: str, windows: Sequence[Window], archived: Mapping[str, object]
+        self,
+        business_id: str,
+        windows: Sequence[Window],
+        archived: Mapping[str, object],
+        read: dict[str, bytes],
     ) -> dict[str, list[str]]:
         """Walk the business's manifest chain from its head back past the first window's start (no
         manifest of these windows can be older): every link's digest must match, and every archived
         manifest created since must be reachable (else two writers forked the chain). Problems by the
-        ``window_start`` of the manifest they concern."""
+        ``window_start`` of the manifest they concern; each manifest read goes into ``read``, by MD5."""
         since = iso(windows[0].start - CLOCK_SKEW)
         history = f"{business_id}/{HISTORY}"
         problems: dict[str, list[str]] = {}
@@ -162,6 +175,8 @@ class Certifier:
         link, child = chain_head(self.state, business_id), iso(windows[-1].start)
         while link is not None and link.key not in reached:
             body = self.archive.read(link.key)
+            if body is not None:
+                read[md5_base64(body)] = body
             if body is None or sha256_hex(body) != link.sha256:
                 what = "is not in the archive" if body is None else "does not match the digest linking to it"
                 problems.setdefault(child, []).append(f"manifest chain broken: {link.key} {what}")
@@ -184,9 +199,7 @@ class Certifier:
         business: Business,
         window: Window,
         expected: dict[str, int],
-        bucket: Bucket,
-        s3_sizes: dict[str, int],
-        archived: dict[str, tuple[int, str]],
+        stores: "_Stores",
         stored: dict[str, set[str]],
         chain: list[str],
     ) -> Verdict:
@@ -194,8 +207,8 @@ class Certifier:
         ``chain``: what the chain walk found wrong with manifests of this window."""
         total = sum(expected.values())
         key = manifest_key(window.start)
-        s3_body = bucket.read(key) if key in s3_sizes else None
-        gcs_body = self.archive.read(f"{business.id}/{key}") if f"{business.id}/{key}" in archived else None
+        bucket, s3_sizes, archived = stores.bucket, stores.s3_sizes, stores.archived
+        s3_body, gcs_body = self._manifests(business.id, key, stores)
 
         def verdict(status: Status, *problems: str) -> Verdict:
             return Verdict(business.id, window.key, status, total, tuple(problems))
@@ -244,6 +257,20 @@ class Certifier:
             return verdict(Status.MISMATCHED, *problems)
         return verdict(Status.DELIVERED if total else Status.EMPTY)
 
+    def _manifests(self, business_id: str, key: str, stores: "_Stores") -> tuple[bytes | None, bytes | None]:
+        """The window's manifest as S3 and as GCS hold it (None where missing). A copy whose checksum
+        in its store's listing is the MD5 of a manifest the chain walk has read is that manifest, and is
+        not downloaded again: GCS lists every object's MD5, and S3's ETag is the MD5 of an object
+        uploaded in one part and not encrypted with KMS. ``deep`` downloads both."""
+        gcs_name = f"{business_id}/{key}"
+        gcs_body = None
+        if gcs_name in stores.archived:
+            gcs_body = stores.known(stores.archived[gcs_name][1], self.deep) or self.archive.read(gcs_name)
+        s3_body = None
+        if key in stores.s3_sizes:
+            s3_body = stores.known(stores.s3_md5(key), self.deep) or stores.bucket.read(key)
+        return s3_body, gcs_body
+
     def _file_problems(
         self,
         business: Business,
@@ -279,6 +306,33 @@ class Certifier:
         if mode != sse.mode or (sse.kms_key_arn and not kms_key):
             problems.append(f"{file.key} is encrypted at rest with {mode}, the registry says {sse.mode}")
         return problems
+
+
+@dataclass(frozen=True)
+class _Stores:
+    """What one certification listed in each store, and the manifests it has read, by MD5."""
+
+    bucket: Bucket
+    s3_sizes: dict[str, int]
+    s3_etags: dict[str, str]
+    archived: dict[str, tuple[int, str]]
+    """Name → (size, MD5 base64)."""
+    read: dict[str, bytes]
+    etag_is_md5: bool
+
+    def s3_md5(self, key: str) -> str | None:
+        etag = self.s3_etags[key]
+        if not self.etag_is_md5 or len(etag) != 32:  # a multipart ETag ends in -<parts>
+            return None
+        return base64.b64encode(bytes.fromhex(etag)).decode()
+
+    def known(self, md5: str | None, deep: bool) -> bytes | None:
+        return None if deep or md5 is None else self.read.get(md5)
+
+
+def md5_base64(data: bytes) -> str:
+    """The MD5 of ``data`` as GCS lists it (base64)."""
+    return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
 
 
 def by_window(layout: Layout, keys: Iterable[str]) -> dict[datetime, set[str]]:

@@ -16,11 +16,13 @@ which it shows as skipped beside the real (unpartitioned) one.
 """
 
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 import dagster as dg
+from pydantic import Field
 
 from s3_sharing.outbound.asset_keys import delivery_key
 from s3_sharing.outbound.audits import Severity, key_findings, sample_latest_delivery
@@ -53,6 +55,8 @@ class CertificationConfig(dg.Config):
     deep: bool = False
     """Also compare each S3 object's SHA-256 (one HEAD per file) instead of its size only."""
     key_warning_days: int = 30
+    concurrency: int = Field(default=8, ge=1)
+    """Businesses checked at a time: each check waits mostly on S3 and GCS requests."""
 
 
 def _result(
@@ -259,8 +263,13 @@ def build_delivery_checks(
         else:
             lookback = config.lookback or DEFAULT_LOOKBACK[cadence]
             windows = last_windows(partitions, config.last, lookback, config.full_history)
-        for check in sorted(context.selected_asset_check_keys, key=lambda k: (k.asset_key.path, k.name)):
+
+        def evaluate(check: dg.AssetCheckKey) -> dg.AssetCheckResult:
             business = by_id[check.asset_key.path[-1]]
-            yield evaluation.evaluate(DeliveryCheck(check.name), business, windows, public_keys[business.id])
+            return evaluation.evaluate(DeliveryCheck(check.name), business, windows, public_keys[business.id])
+
+        selected = sorted(context.selected_asset_check_keys, key=lambda k: (k.asset_key.path, k.name))
+        with ThreadPoolExecutor(max_workers=config.concurrency) as pool:
+            yield from pool.map(evaluate, selected)
 
     return certify

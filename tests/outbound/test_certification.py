@@ -11,6 +11,7 @@ from s3_sharing.devtools.local_endpoints import local_stack
 from s3_sharing.outbound.checks import run_windows
 from s3_sharing.outbound.registry import read_registry
 from s3_sharing.platform.settings import Settings
+from s3_sharing.platform.storage import GcsArchive
 
 from ..conftest import ARCHIVE, default_registry, write_registry
 from .runs import HOUR, certify, deliver, meta, role
@@ -56,6 +57,20 @@ def test_a_tampered_manifest_fails_delivered(built, stack):
     assert not check.passed and meta(check, "mismatched") == [HOUR]
     problems = " ".join(meta(check, "problems"))
     assert "S3 and GCS manifests differ" in problems and "signature does not verify" in problems
+
+
+def test_an_archive_copy_that_differs_from_its_intact_history_copy_fails_delivered(built, stack):
+    """The certifier reuses a manifest the chain walk read when a store lists the same MD5: a copy
+    changed in place (a new MD5) must still be read, and caught."""
+    deliver(built, HOUR)
+    archive = GcsArchive(bucket=ARCHIVE)
+    name = "acme/_manifests/20260101T0500Z.json"
+    body = json.loads(archive.read(name))
+    body["rows"]["FI_DATA"] += 1
+    archive.upload_bytes(name, json.dumps(body).encode(), "application/json")
+    check = certify(built, lookback=1)[("acme", "delivered")]
+    assert not check.passed and meta(check, "mismatched") == [HOUR]
+    assert "S3 and GCS manifests differ" in " ".join(meta(check, "problems"))
 
 
 def test_a_late_row_in_a_delivered_window_fails_delivered(built, stack):
