@@ -42,8 +42,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         mart_keys={d: dbt.model_key(s.model) for d, s in SOURCES.items()},
     )
     checks = [
-        build_delivery_checks(c, businesses, public_keys, relations, users, windows[c])
+        check
         for c, businesses in cadences.items()
+        for check in build_delivery_checks(c, businesses, public_keys, relations, users, windows[c])
     ]
     active = {c: [b for b in businesses if b.active] for c, businesses in cadences.items()}
     sharing_jobs = build_sharing_jobs(active, dbt.hourly_marts)

@@ -212,7 +212,42 @@ def run_windows(
     return [Window.of(partitions, k) for k in keys]
 
 
+CHECK_OP_BUSINESSES = 200
+"""Businesses per check op. Dagster's job build compares each input of an op with each of its
+check keys, so one op checking N businesses costs O(N²): 24 s at 5,000 businesses."""
+
+
+def check_op_name(cadence: Cadence, chunk: int) -> str:
+    """``hourly_delivery_checks`` for the first 200 businesses, then ``hourly_delivery_checks_2`` …"""
+    return f"{cadence}_delivery_checks" + (f"_{chunk + 1}" if chunk else "")
+
+
 def build_delivery_checks(
+    cadence: Cadence,
+    businesses: Sequence[Business],
+    public_keys: Mapping[str, str],
+    relations: Mapping[Dataset, Relation],
+    users: Relation,
+    partitions: dg.TimeWindowPartitionsDefinition,
+) -> list[dg.AssetChecksDefinition]:
+    """The cadence's check ops, each for up to ``CHECK_OP_BUSINESSES`` businesses (in registry order,
+    so a business keeps its op while businesses are added after it)."""
+    return [
+        _delivery_checks(
+            check_op_name(cadence, n // CHECK_OP_BUSINESSES),
+            cadence,
+            businesses[n : n + CHECK_OP_BUSINESSES],
+            public_keys,
+            relations,
+            users,
+            partitions,
+        )
+        for n in range(0, len(businesses), CHECK_OP_BUSINESSES)
+    ]
+
+
+def _delivery_checks(
+    name: str,
     cadence: Cadence,
     businesses: Sequence[Business],
     public_keys: Mapping[str, str],
@@ -246,7 +281,7 @@ def build_delivery_checks(
         )
     ]
 
-    @dg.multi_asset_check(specs=specs, can_subset=True, name=f"{cadence}_delivery_checks")
+    @dg.multi_asset_check(specs=specs, can_subset=True, name=name)
     def certify(
         context: dg.AssetCheckExecutionContext,
         config: CertificationConfig,

@@ -11,7 +11,7 @@ from s3_sharing.outbound.datasets import SOURCES
 from s3_sharing.outbound.jobs import CERTIFY_JOB
 from s3_sharing.transform.dbt_assets import HOURLY_MARTS_JOB
 
-from ..conftest import default_registry, write_registry
+from ..conftest import default_registry, registry_entry, write_registry
 
 HOUR = "2026-01-01-05:00"
 
@@ -87,3 +87,39 @@ def test_the_hourly_job_builds_the_marts_then_delivers_active_businesses_only(
     job = build_definitions(Settings.from_env()).resolve_job_def("hourly_sharing_job")
     keys_in_job = {k.path[-1] for k in job.asset_layer.selected_asset_keys}
     assert {"acme", "globex", "fi_data"} <= keys_in_job and "umbrella" not in keys_in_job
+
+
+def test_many_businesses_are_checked_by_ops_of_at_most_200_and_the_certification_job_checks_all(
+    settings, keys, tmp_path, monkeypatch
+):
+    """One check op for N businesses costs Dagster O(N²) to build a job: the checks are split."""
+    ids = [f"biz{n:03d}" for n in range(450)]
+    entries = [
+        registry_entry(
+            "acme",
+            keys,
+            id=b,
+            destination={
+                "bucket_arn": f"arn:aws:s3:::{b}",
+                "region": "eu-west-1",
+                "role_arn": f"arn:aws:iam::123456789012:role/deliver-{b}",
+            },
+        )
+        for b in ids
+    ]
+    monkeypatch.setenv("S3_SHARING_REGISTRY", str(write_registry(tmp_path / "many.yaml", entries)))
+    from s3_sharing.platform.settings import Settings
+
+    definitions = build_definitions(Settings.from_env())
+    checks = {c.node_def.name: {k.asset_key.path[-1] for k in c.check_keys} for c in definitions.asset_checks}
+    assert sorted(checks) == [
+        "hourly_delivery_checks",
+        "hourly_delivery_checks_2",
+        "hourly_delivery_checks_3",
+    ]
+    assert [len(businesses) for businesses in checks.values()] == [200, 200, 50]
+    assert checks["hourly_delivery_checks"] == set(ids[:200])  # registry order: a business keeps its op
+    assert set().union(*checks.values()) == set(ids)
+    job = definitions.resolve_job_def(CERTIFY_JOB)
+    assert {node.name for node in job.graph.nodes} == set(checks)
+    assert len(job.asset_layer.asset_graph.asset_check_keys) == 3 * len(ids)
