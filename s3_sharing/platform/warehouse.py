@@ -9,7 +9,9 @@ quoting and parameter markers. DuckDB is the embedded default; BigQuery serves p
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -197,7 +199,13 @@ class DuckDBWarehouse(dg.ConfigurableResource):
 
     path: str
     memory_limit: str = "128MB"
-    """Per connection; a larger sort spills to a temporary directory instead of growing memory."""
+    """Of the file's DuckDB instance, which every connection of the process to it shares; a larger
+    sort spills to a temporary directory instead of growing memory."""
+    max_streams: int = 1
+    """Queries of this file streaming at once in the process. DuckDB fails a query that finds the
+    shared memory limit taken instead of waiting: four deliveries sorting 1.25M rows each at once
+    failed with out-of-memory. So deliveries take turns reading the warehouse and overlap in
+    sealing and uploading, where their time goes."""
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         if not Path(self.path).exists():
@@ -219,7 +227,7 @@ class DuckDBWarehouse(dg.ConfigurableResource):
 
     def stream(self, query: Query, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
         sql = query.render(self._table(query.relation), _double_quote, lambda name: f"${name}")
-        with self._connect() as con:
+        with _stream_turn(self.path, self.max_streams), self._connect() as con:
             yield from self._execute(con, sql, query).to_arrow_reader(batch_rows)
 
     def count(self, query: Query) -> int:
@@ -227,6 +235,29 @@ class DuckDBWarehouse(dg.ConfigurableResource):
         with self._connect() as con:
             row = self._execute(con, sql, query).fetchone()
         return int(row[0]) if row else 0
+
+
+_TURNS: dict[str, threading.BoundedSemaphore] = {}
+_TURNS_LOCK = threading.Lock()
+_HELD = threading.local()
+
+
+@contextmanager
+def _stream_turn(path: str, max_streams: int) -> Iterator[None]:
+    """Wait for one of the file's ``max_streams`` turns. A thread that holds one already (a stream
+    read inside another) goes on: it would otherwise wait for itself."""
+    held: set[str] = _HELD.__dict__.setdefault("paths", set())
+    if path in held:
+        yield
+        return
+    with _TURNS_LOCK:
+        turns = _TURNS.setdefault(path, threading.BoundedSemaphore(max(1, max_streams)))
+    with turns:
+        held.add(path)
+        try:
+            yield
+        finally:
+            held.discard(path)
 
 
 def _backtick(name: str) -> str:

@@ -1,3 +1,5 @@
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import duckdb
@@ -177,3 +179,48 @@ def test_latest_query_gives_each_keys_newest_version_received_before_the_moment(
     )
     with pytest.raises(ValueError, match="since_column and since go together"):
         wh.LatestQuery(**{**latest.__dict__, "since_column": "booked_at"})
+
+
+def _sortable_table(path) -> None:
+    with duckdb.connect(str(path)) as con:
+        con.execute("create schema marts")
+        con.execute(
+            """create table marts.rows as
+               select 'acme' as business_id, i as n, timestamp '2026-01-01 10:00:00' as updated_at,
+                      repeat(md5(i::varchar), 4) as padding
+               from range(0, 200000) t(i)"""
+        )
+
+
+def test_concurrent_sorted_streams_take_turns_within_the_memory_limit(tmp_path):
+    """DuckDB fails a query that finds the instance's memory taken instead of waiting: four sorts
+    at once over a 64 MB limit did (two of four failed). With turns, every stream completes whole."""
+    path = tmp_path / "sorts.duckdb"
+    _sortable_table(path)
+    query = _query(end=START + timedelta(days=1), order_by=("padding",))
+    warehouse = DuckDBWarehouse(path=str(path), memory_limit="64MB", max_streams=1)
+    active, most = 0, 0
+    lock = threading.Lock()
+
+    def read() -> int:
+        nonlocal active, most
+        rows = 0
+        for number, batch in enumerate(warehouse.stream(query, batch_rows=20_000)):
+            if number == 0:
+                with lock:
+                    active += 1
+                    most = max(most, active)
+            rows += batch.num_rows
+        with lock:
+            active -= 1
+        return rows
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert list(pool.map(lambda _: read(), range(4))) == [200_000] * 4
+    assert most == 1
+
+
+def test_a_stream_read_inside_another_in_the_same_thread_does_not_wait_for_itself(duckdb_file):
+    warehouse = DuckDBWarehouse(path=str(duckdb_file), max_streams=1)
+    outer = [len(list(warehouse.stream(_query(), batch_rows=500))) for _ in warehouse.stream(_query())]
+    assert outer and all(count > 1 for count in outer)
