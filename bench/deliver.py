@@ -8,7 +8,8 @@ and the same keys, each in its own process so peak RSS is its own:
 - ``s3_sharing``: the product's ``Deliverer`` (streaming CSV, Sequoia encrypt+sign, GCS archive
   copy, S3 upload through the transfer manager, signed manifest), one business at a time;
 - ``naive``: pandas ``read_sql`` → ``to_csv`` → ``gpg --encrypt --sign`` → ``put_object``;
-- ``floor``: DuckDB ``COPY … TO`` CSV → ``gpg --encrypt --sign -z 0`` → one ``upload_file``.
+- ``floor``: DuckDB ``COPY … TO`` CSV → ``gpg --encrypt --sign -z 0`` → one upload to the GCS
+  archive and one ``upload_file`` to S3 (the two copies the product makes).
 
 Ratios compare like with like: the per-data-set layout (one file per business). The per-user
 layout (FI_DATA and ANALYTICS per user) is compared with ``per-user floor``: the same number of
@@ -201,7 +202,7 @@ def run_naive(args: argparse.Namespace) -> dict:
 def run_floor(args: argparse.Namespace) -> dict:
     import duckdb
 
-    keys, rows, plain_bytes = Path(args.keys), 0, 0
+    keys, rows, plain_bytes, archive = Path(args.keys), 0, 0, GcsArchive(bucket=ARCHIVE)
     with duckdb.connect(args.db, read_only=True) as con, tempfile.TemporaryDirectory() as work:
         for business in business_ids(args.businesses):
             plain, cipher = Path(work) / f"{business}.csv", Path(work) / f"{business}.csv.gpg"
@@ -214,6 +215,7 @@ def run_floor(args: argparse.Namespace) -> dict:
             ).fetchone()[0]
             plain_bytes += plain.stat().st_size
             _gpg(keys, plain, cipher, "--compress-algo", "none")
+            archive.upload_file(f"{business}/floor/FI_DATA.csv.gpg", cipher)  # the audit copy, as the product
             _bucket_client(business).upload_file(str(cipher), f"{business}-bench", "floor/FI_DATA.csv.gpg")
     return {"rows": rows, "files": args.businesses, "plain_bytes": plain_bytes}
 
