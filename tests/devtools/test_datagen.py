@@ -97,3 +97,17 @@ def test_the_last_business_has_quiet_hours(tmp_path):
 def test_bad_scale_is_rejected(change, message):
     with pytest.raises(ValueError, match=message):
         datagen.Scale(**{"end": END, **change})
+
+
+def test_no_row_refers_to_a_parent_that_was_never_received(tmp_path):
+    """A user created in the last hours and received late is not there yet, nor are its accounts and
+    their activity (dbt's relationships tests would fail on them: at 500 businesses they did)."""
+    scale = datagen.Scale(end=END, businesses=40, users_per_business=50, events_per_hour=20, hours=3)
+    datagen.generate(tmp_path / "w.duckdb", scale)
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+        for child, key, parent in datagen.ORPHANS:
+            orphans = con.execute(
+                f"select count(*) from raw.{child} where {key} not in (select {key} from raw.{parent})"
+            ).fetchone()
+            assert orphans == (0,), (child, key, parent)
+        assert con.execute("select count(*) from raw.transactions").fetchone()[0] > 0
