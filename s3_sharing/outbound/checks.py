@@ -232,79 +232,64 @@ def build_delivery_checks(
 ) -> list[dg.AssetChecksDefinition]:
     """The cadence's check ops, each for up to ``CHECK_OP_BUSINESSES`` businesses (in registry order,
     so a business keeps its op while businesses are added after it)."""
+
+    def check_op(name: str, businesses: Sequence[Business]) -> dg.AssetChecksDefinition:
+        by_id = {b.id: b for b in businesses}
+        specs = [
+            spec
+            for b in businesses
+            for spec in (
+                dg.AssetCheckSpec(
+                    DeliveryCheck.DELIVERED.value,
+                    asset=delivery_key(b.id),
+                    description="Every window with rows in the warehouse has a signed manifest in S3 and GCS "
+                    "whose files and row counts match.",
+                ),
+                dg.AssetCheckSpec(
+                    DeliveryCheck.KEYS_VALID.value,
+                    asset=delivery_key(b.id),
+                    description="The business's key and the platform's signing and audit keys are usable and "
+                    "do not expire within the warning horizon.",
+                ),
+                dg.AssetCheckSpec(
+                    DeliveryCheck.TENANT_ISOLATION.value,
+                    asset=delivery_key(b.id),
+                    description="A sample of the latest delivery, opened with the audit key, holds only this "
+                    "business's users.",
+                ),
+            )
+        ]
+
+        @dg.multi_asset_check(specs=specs, can_subset=True, name=name)
+        def certify(
+            context: dg.AssetCheckExecutionContext,
+            config: CertificationConfig,
+            warehouse: dg.ResourceParam[Warehouse],
+            archive: GcsArchive,
+            s3: S3Buckets,
+            keys: PlatformKeys,
+            state: StateStore,
+        ) -> Iterator[dg.AssetCheckResult]:
+            evaluation = Evaluation(config, warehouse, archive, s3, keys, relations, users, state)
+            delivered = run_windows(context.run.tags, partitions)
+            if delivered and not (config.lookback or config.last or config.full_history):
+                windows = delivered  # a delivery run: the windows it delivered
+            else:
+                lookback = config.lookback or DEFAULT_LOOKBACK[cadence]
+                windows = last_windows(partitions, config.last, lookback, config.full_history)
+
+            def evaluate(check: dg.AssetCheckKey) -> dg.AssetCheckResult:
+                business = by_id[check.asset_key.path[-1]]
+                key = public_keys[business.id]
+                return evaluation.evaluate(DeliveryCheck(check.name), business, windows, key)
+
+            selected = sorted(context.selected_asset_check_keys, key=lambda k: (k.asset_key.path, k.name))
+            with ThreadPoolExecutor(max_workers=config.concurrency) as pool:
+                yield from pool.map(evaluate, selected)
+
+        return certify
+
     return [
-        _delivery_checks(
-            check_op_name(cadence, n // CHECK_OP_BUSINESSES),
-            cadence,
-            businesses[n : n + CHECK_OP_BUSINESSES],
-            public_keys,
-            relations,
-            users,
-            partitions,
-        )
+        check_op(check_op_name(cadence, n // CHECK_OP_BUSINESSES), businesses[n : n + CHECK_OP_BUSINESSES])
         for n in range(0, len(businesses), CHECK_OP_BUSINESSES)
     ]
-
-
-def _delivery_checks(
-    name: str,
-    cadence: Cadence,
-    businesses: Sequence[Business],
-    public_keys: Mapping[str, str],
-    relations: Mapping[Dataset, Relation],
-    users: Relation,
-    partitions: dg.TimeWindowPartitionsDefinition,
-) -> dg.AssetChecksDefinition:
-    by_id = {b.id: b for b in businesses}
-    specs = [
-        spec
-        for b in businesses
-        for spec in (
-            dg.AssetCheckSpec(
-                DeliveryCheck.DELIVERED.value,
-                asset=delivery_key(b.id),
-                description="Every window with rows in the warehouse has a signed manifest in S3 and GCS "
-                "whose files and row counts match.",
-            ),
-            dg.AssetCheckSpec(
-                DeliveryCheck.KEYS_VALID.value,
-                asset=delivery_key(b.id),
-                description="The business's key and the platform's signing and audit keys are usable and "
-                "do not expire within the warning horizon.",
-            ),
-            dg.AssetCheckSpec(
-                DeliveryCheck.TENANT_ISOLATION.value,
-                asset=delivery_key(b.id),
-                description="A sample of the latest delivery, opened with the audit key, holds only this "
-                "business's users.",
-            ),
-        )
-    ]
-
-    @dg.multi_asset_check(specs=specs, can_subset=True, name=name)
-    def certify(
-        context: dg.AssetCheckExecutionContext,
-        config: CertificationConfig,
-        warehouse: dg.ResourceParam[Warehouse],
-        archive: GcsArchive,
-        s3: S3Buckets,
-        keys: PlatformKeys,
-        state: StateStore,
-    ) -> Iterator[dg.AssetCheckResult]:
-        evaluation = Evaluation(config, warehouse, archive, s3, keys, relations, users, state)
-        delivered = run_windows(context.run.tags, partitions)
-        if delivered and not (config.lookback or config.last or config.full_history):
-            windows = delivered  # a delivery run: the windows it delivered
-        else:
-            lookback = config.lookback or DEFAULT_LOOKBACK[cadence]
-            windows = last_windows(partitions, config.last, lookback, config.full_history)
-
-        def evaluate(check: dg.AssetCheckKey) -> dg.AssetCheckResult:
-            business = by_id[check.asset_key.path[-1]]
-            return evaluation.evaluate(DeliveryCheck(check.name), business, windows, public_keys[business.id])
-
-        selected = sorted(context.selected_asset_check_keys, key=lambda k: (k.asset_key.path, k.name))
-        with ThreadPoolExecutor(max_workers=config.concurrency) as pool:
-            yield from pool.map(evaluate, selected)
-
-    return certify
