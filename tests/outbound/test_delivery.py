@@ -12,6 +12,8 @@ from google.cloud import storage
 
 from s3_sharing.definitions import build_definitions
 from s3_sharing.outbound.manifest import Manifest, sha256_hex
+from s3_sharing.outbound.registry import read_registry
+from s3_sharing.platform.storage import S3Buckets
 
 from ..conftest import ARCHIVE, default_registry, query, registry_entry, write_registry
 from ..gpg import Gpg
@@ -115,6 +117,19 @@ def test_objects_are_written_by_the_assumed_role_with_acl_and_sse(built, stack):
     platform = boto3.session.Session().client("s3")
     with pytest.raises(ClientError, match="AccessDenied"):
         platform.put_object(Bucket="acme-bucket", Key="shared/forged.csv", Body=b"x")
+
+
+def test_buckets_opened_through_one_resource_each_keep_their_own_role(built, stack):
+    """One boto3 session makes every business's clients; each client still holds only the
+    credentials of its own business's role, which the other business's bucket refuses."""
+    s3, registry = S3Buckets(), read_registry(built.registry)
+    acme, globex = (registry.get(b).open_bucket(s3) for b in ("acme", "globex"))
+    acme.upload_bytes("probe.txt", b"acme", "text/plain")
+    assert acme.read("probe.txt") == b"acme"
+    with pytest.raises(ClientError, match="AccessDenied"):
+        globex.client.get_object(Bucket="acme-bucket", Key="shared/probe.txt")
+    with pytest.raises(ClientError, match="AccessDenied"):
+        acme.client.put_object(Bucket="globex-bucket", Key="shared/forged.csv", Body=b"x")
 
 
 def test_a_rerun_keeps_the_object_set_and_chains_a_new_manifest(built, stack):
