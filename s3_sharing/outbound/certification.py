@@ -126,8 +126,7 @@ class Certifier:
             "S3": by_window(layout, s3_objects),
             "GCS": by_window(layout, (name.removeprefix(f"{business.id}/") for name in archived)),
         }
-        read: dict[str, bytes] = {}
-        chain = self._chain_problems(business.id, windows, archived, read) if windows else {}
+        chain, read = self._chain_problems(business.id, windows, archived) if windows else ({}, {})
         stores = _Stores(
             bucket,
             {key: size for key, (size, _) in s3_objects.items()},
@@ -162,15 +161,15 @@ class Certifier:
         business_id: str,
         windows: Sequence[Window],
         archived: Mapping[str, object],
-        read: dict[str, bytes],
-    ) -> dict[str, list[str]]:
+    ) -> tuple[dict[str, list[str]], dict[str, bytes]]:
         """Walk the business's manifest chain from its head back past the first window's start (no
         manifest of these windows can be older): every link's digest must match, and every archived
         manifest created since must be reachable (else two writers forked the chain). Problems by the
-        ``window_start`` of the manifest they concern; each manifest read goes into ``read``, by MD5."""
+        ``window_start`` of the manifest they concern, and the manifests read, by MD5."""
         since = iso(windows[0].start - CLOCK_SKEW)
         history = f"{business_id}/{HISTORY}"
         problems: dict[str, list[str]] = {}
+        read: dict[str, bytes] = {}
         reached: set[str] = set()
         link, child = chain_head(self.state, business_id), iso(windows[-1].start)
         while link is not None and link.key not in reached:
@@ -192,7 +191,7 @@ class Certifier:
                 problems.setdefault(start, []).append(
                     f"manifest chain forked: {name} is not reachable from the chain head"
                 )
-        return problems
+        return problems, read
 
     def _verdict(
         self,

@@ -205,7 +205,7 @@ class DuckDBWarehouse(dg.ConfigurableResource):
     """Queries of this file streaming at once in the process. DuckDB fails a query that finds the
     shared memory limit taken instead of waiting: four deliveries sorting 1.25M rows each at once
     failed with out-of-memory. So deliveries take turns reading the warehouse and overlap in
-    sealing and uploading, where their time goes."""
+    sealing and uploading, where their time goes. The first stream of a file fixes its count."""
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         if not Path(self.path).exists():
