@@ -34,6 +34,10 @@ class AnalyticsSnapshotQuery:
     def relation(self) -> Relation:
         return self.fi_data.relation
 
+    @property
+    def sorts(self) -> bool:
+        return True  # the snapshot under it is the newest version of each key
+
     def parameters(self) -> dict[str, Any]:
         return self.fi_data.parameters() | {"window_start": naive_utc(self.window_start)}
 

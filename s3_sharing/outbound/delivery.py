@@ -33,7 +33,7 @@ from s3_sharing.platform import crypto
 from s3_sharing.platform.state import Lease, StateStore, Versioned, acquire
 from s3_sharing.platform.storage import Bucket, GcsArchive, S3Buckets
 from s3_sharing.platform.time import Window
-from s3_sharing.platform.warehouse import Relation, Warehouse
+from s3_sharing.platform.warehouse import DEFAULT_BATCH_ROWS, Relation, Warehouse
 from s3_sharing.platform.workdir import default_root, private_workdir
 
 HISTORY = "_manifests/history/"
@@ -125,7 +125,7 @@ class Deliverer:
     signer: Any
     audit_cert: Any
     state: StateStore
-    batch_rows: int = 64 * 1024
+    batch_rows: int = DEFAULT_BATCH_ROWS
     upload_concurrency: int = 8
     lease_ttl: timedelta = timedelta(minutes=2)
     lease_wait: timedelta = timedelta(minutes=15)

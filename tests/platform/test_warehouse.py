@@ -181,14 +181,14 @@ def test_latest_query_gives_each_keys_newest_version_received_before_the_moment(
         wh.LatestQuery(**{**latest.__dict__, "since_column": "booked_at"})
 
 
-def _sortable_table(path) -> None:
+def _sortable_table(path, rows: int = 200_000) -> None:
     with duckdb.connect(str(path)) as con:
         con.execute("create schema marts")
         con.execute(
-            """create table marts.rows as
+            f"""create table marts.rows as
                select 'acme' as business_id, i as n, timestamp '2026-01-01 10:00:00' as updated_at,
                       repeat(md5(i::varchar), 4) as padding
-               from range(0, 200000) t(i)"""
+               from range(0, {rows}) t(i)"""
         )
 
 
@@ -198,7 +198,7 @@ def test_concurrent_sorted_streams_take_turns_within_the_memory_limit(tmp_path):
     path = tmp_path / "sorts.duckdb"
     _sortable_table(path)
     query = _query(end=START + timedelta(days=1), order_by=("padding",))
-    warehouse = DuckDBWarehouse(path=str(path), memory_limit="64MB", max_streams=1)
+    warehouse = DuckDBWarehouse(path=str(path), sort_memory_limit="64MB", max_streams=1)
     active, most = 0, 0
     lock = threading.Lock()
 
@@ -224,3 +224,49 @@ def test_a_stream_read_inside_another_in_the_same_thread_does_not_wait_for_itsel
     warehouse = DuckDBWarehouse(path=str(duckdb_file), max_streams=1)
     outer = [len(list(warehouse.stream(_query(), batch_rows=500))) for _ in warehouse.stream(_query())]
     assert outer and all(count > 1 for count in outer)
+
+
+def _memory_limit(warehouse: DuckDBWarehouse) -> str:
+    """The limit of the file's DuckDB instance now, as a new connection to it sees it."""
+    with warehouse._connect() as con:
+        return con.execute("select current_setting('memory_limit')").fetchone()[0]
+
+
+def test_a_sort_streams_within_the_sort_limit_and_a_scan_within_the_smaller_one(tmp_path):
+    """A sort of 1M rows fails within the scan's 32 MB, so a stream that sorts gets the larger limit,
+    and a scan after it gets the small one back (DuckDB keeps the file's blocks up to the limit)."""
+    path = tmp_path / "sorts.duckdb"
+    _sortable_table(path, rows=1_000_000)
+    whole_day = {"end": START + timedelta(days=1)}
+    sort, scan = _query(**whole_day, order_by=("padding",)), _query(**whole_day, order_by=())
+    warehouse = DuckDBWarehouse(path=str(path))
+    assert (warehouse.memory_limit, warehouse.sort_memory_limit) == ("32MB", "64MB")
+
+    limits_seen = {}
+    for name, query in (("sort", sort), ("scan", scan)):
+        rows = 0
+        for batch in warehouse.stream(query):
+            limits_seen[name] = _memory_limit(warehouse)
+            rows += batch.num_rows
+        assert rows == 1_000_000
+    assert limits_seen == {"sort": "61.0 MiB", "scan": "30.5 MiB"}
+
+    starved = DuckDBWarehouse(path=str(path), sort_memory_limit="32MB")
+    with pytest.raises(duckdb.OutOfMemoryException):
+        sum(batch.num_rows for batch in starved.stream(sort))
+
+
+def test_a_scan_read_inside_a_sort_does_not_lower_the_limit_under_it(tmp_path):
+    path = tmp_path / "sorts.duckdb"
+    _sortable_table(path, rows=1_000_000)
+    warehouse = DuckDBWarehouse(path=str(path))
+    sort = _query(end=START + timedelta(days=1), order_by=("padding",))
+    rows, limits_seen = 0, set()
+    for number, batch in enumerate(warehouse.stream(sort)):
+        if number == 0:
+            inner = warehouse.stream(_query(end=START + timedelta(days=1), order_by=(), columns=("n",)))
+            assert sum(b.num_rows for b in inner) == 1_000_000
+        limits_seen.add(_memory_limit(warehouse))
+        rows += batch.num_rows
+    assert rows == 1_000_000
+    assert limits_seen == {"61.0 MiB"}
