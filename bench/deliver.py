@@ -14,9 +14,10 @@ and the same keys, each in its own process so peak RSS is its own:
 Ratios compare like with like: the per-data-set layout (one file per business). The per-user
 layout (FI_DATA and ANALYTICS per user) is compared with ``per-user floor``: the same number of
 small pre-encrypted files uploaded to both stores with the same concurrency, so the ratio is what
-CSV, encryption and manifests cost next to the requests. The last lines time loading the
-Dagster definitions with generated registries of 1,000 and 5,000 businesses in a fresh process,
-next to importing Dagster and dagster-dbt alone.
+CSV, encryption and manifests cost next to the requests. The memory stage delivers windows of
+``--memory-rows`` with the product alone: its peak RSS should stay flat as they grow. The last
+lines time loading the Dagster definitions with generated registries of 1,000 and 5,000
+businesses in a fresh process, next to importing Dagster and dagster-dbt alone.
 """
 
 import argparse
@@ -339,7 +340,10 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=10_000, help="distinct users in the main data")
     parser.add_argument("--per-user-rows", type=int, default=40_000)
     parser.add_argument("--per-user-users", type=int, default=2_000)
-    parser.add_argument("--stages", default="compare,per-user,definitions")
+    parser.add_argument(
+        "--memory-rows", default="1000000,5000000,20000000", help="window sizes of the memory stage"
+    )
+    parser.add_argument("--stages", default="compare,memory,per-user,definitions")
     parser.add_argument(
         "--concurrency", type=int, default=8, help="businesses at once (the product's default)"
     )
@@ -361,6 +365,8 @@ def main() -> None:
         make_data(db, args.rows, args.businesses, users=args.users)
         if "compare" in args.stages:
             compare(args, db, keys)
+        if "memory" in args.stages:
+            memory(args, work, keys)
         if "per-user" in args.stages:
             per_user(args, work, keys)
         stop_gpg_agent(keys)
@@ -398,6 +404,18 @@ def compare(args: argparse.Namespace, db: Path, keys: Path) -> None:
     one = results["sequential"]
     vs_naive, vs_floor = naive["seconds"] / one["seconds"], one["seconds"] / floor["seconds"]
     print(f"one at a time: {vs_naive:.2f}x naive, {vs_floor:.2f}x floor")
+
+
+def memory(args: argparse.Namespace, work: Path, keys: Path) -> None:
+    """The product alone on growing windows: its peak RSS should not grow with them."""
+    print(f"\nthe product's peak RSS as the window grows ({args.businesses} businesses)")
+    print(HEADER)
+    for rows in (int(n) for n in args.memory_rows.split(",")):
+        db = work / f"memory-{rows}.duckdb"
+        make_data(db, rows, args.businesses, users=args.users)
+        with _endpoints(keys, args.businesses):
+            print(row(measure("s3_sharing", args, db, keys)), flush=True)
+        db.unlink()
 
 
 def per_user(args: argparse.Namespace, work: Path, keys: Path) -> None:
