@@ -20,9 +20,12 @@ from typing import Any, Protocol
 import dagster as dg
 import duckdb
 import pyarrow as pa
+from pydantic import Field
 
 DEFAULT_BATCH_ROWS = 16 * 1024
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+MEMORY_SIZE = r"^[0-9]+(\.[0-9]+)? ?(B|KB|MB|GB|KiB|MiB|GiB)$"
+"""A DuckDB memory size such as ``32MB``: it is written into a ``SET`` statement."""
 
 
 class WarehouseError(RuntimeError):
@@ -215,12 +218,12 @@ class DuckDBWarehouse(dg.ConfigurableResource):
     """The embedded DuckDB file that dbt's ``dev`` target builds (opened read-only)."""
 
     path: str
-    memory_limit: str = "32MB"
+    memory_limit: str = Field(default="32MB", pattern=MEMORY_SIZE)
     """DuckDB's memory while a scan streams (a window's rows, unordered). It is the file's DuckDB
     instance's, which every connection of the process to the file shares, and DuckDB keeps the
     file's blocks it has read up to it: a 1.25M-row stream took 90 MB above the process's imports
     at 32 MB and 180 MB at 128 MB, in the same time."""
-    sort_memory_limit: str = "64MB"
+    sort_memory_limit: str = Field(default="64MB", pattern=MEMORY_SIZE)
     """While a query that sorts streams (rows grouped by user, the newest version of each key): a
     sort of 1.25M rows fails at 32 MB and completes at 64 MB on one thread, spilling beyond it."""
     threads: int = 1

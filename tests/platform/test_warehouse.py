@@ -295,3 +295,12 @@ def test_kept_open_over_a_missing_file_leaves_each_query_to_say_so(tmp_path):
     warehouse = DuckDBWarehouse(path=str(tmp_path / "absent.duckdb"))
     with warehouse.kept_open(), pytest.raises(wh.WarehouseError, match="does not exist"):
         list(warehouse.stream(_query()))
+
+
+@pytest.mark.parametrize("limit", ["32MB'; DROP TABLE rows; --", "lots", "32 TB"])
+def test_a_memory_limit_that_is_not_a_size_is_refused_before_it_reaches_sql(duckdb_file, limit):
+    with pytest.raises(ValueError, match="memory_limit"):
+        DuckDBWarehouse(path=str(duckdb_file), memory_limit=limit)
+    with pytest.raises(ValueError, match="sort_memory_limit"):
+        DuckDBWarehouse(path=str(duckdb_file), sort_memory_limit=limit)
+    assert DuckDBWarehouse(path=str(duckdb_file), memory_limit="1.5 GiB").memory_limit == "1.5 GiB"
