@@ -275,11 +275,10 @@ class DuckDBWarehouse(dg.ConfigurableResource):
         warehouse, more as the catalog grows). It holds DuckDB's read lock on the file meanwhile,
         which dbt's build must wait for, so it is meant for one op, not a process's lifetime. A
         missing file is left to each query to report."""
-        try:
-            held: AbstractContextManager[object] = self._connect()
-        except WarehouseError:
-            held = nullcontext()
-        with held:
+        if not Path(self.path).exists():
+            yield
+            return
+        with self._connect():
             yield
 
 
