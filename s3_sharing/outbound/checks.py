@@ -284,7 +284,7 @@ def build_delivery_checks(
                 return evaluation.evaluate(DeliveryCheck(check.name), business, windows, key)
 
             selected = sorted(context.selected_asset_check_keys, key=lambda k: (k.asset_key.path, k.name))
-            with warehouse.kept_open(), ThreadPoolExecutor(max_workers=config.concurrency) as pool:
+            with ThreadPoolExecutor(max_workers=config.concurrency) as pool:
                 yield from pool.map(evaluate, selected)
 
         return certify

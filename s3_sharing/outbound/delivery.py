@@ -427,7 +427,7 @@ def deliver_many(
 
     One business failing yields its exception and does not stop the others.
     """
-    with deliverer.warehouse.kept_open(), ThreadPoolExecutor(max_workers=max(1, max_concurrency)) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, max_concurrency)) as pool:
         futures = {
             pool.submit(deliverer.deliver, b, public_keys[b.id], window, run_id, log, reason): b
             for b in businesses

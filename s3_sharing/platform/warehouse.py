@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -205,10 +205,6 @@ class Warehouse(Protocol):
         """How many rows the query returns, counted in the warehouse."""
         ...
 
-    def kept_open(self) -> AbstractContextManager[None]:
-        """Queries inside share what opening the warehouse costs (an op's many businesses)."""
-        ...
-
 
 def _double_quote(name: str) -> str:
     return f'"{name}"'
@@ -267,19 +263,6 @@ class DuckDBWarehouse(dg.ConfigurableResource):
         with self._connect() as con:
             row = self._execute(con, sql, query).fetchone()
         return int(row[0]) if row else 0
-
-    @contextmanager
-    def kept_open(self) -> Iterator[None]:
-        """One connection held open for the block: the connections of its queries then join the
-        file's DuckDB instance (0.2 ms) instead of opening the file again (16 ms for the demo's
-        warehouse, more as the catalog grows). It holds DuckDB's read lock on the file meanwhile,
-        which dbt's build must wait for, so it is meant for one op, not a process's lifetime. A
-        missing file is left to each query to report."""
-        if not Path(self.path).exists():
-            yield
-            return
-        with self._connect():
-            yield
 
 
 _TURNS: dict[str, threading.BoundedSemaphore] = {}
@@ -362,6 +345,3 @@ class BigQueryWarehouse(dg.ConfigurableResource):
         for row in self._run(sql, query):
             return int(row["row_count"])
         return 0
-
-    def kept_open(self) -> AbstractContextManager[None]:
-        return nullcontext()  # every query is a job of its own

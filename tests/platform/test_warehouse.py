@@ -272,31 +272,6 @@ def test_a_scan_read_inside_a_sort_does_not_lower_the_limit_under_it(tmp_path):
     assert limits_seen == {"61.0 MiB"}
 
 
-def test_queries_kept_open_join_the_open_file_instead_of_opening_it_again(duckdb_file):
-    """Opening a DuckDB file reads its catalog; a connection to a file already open joins its
-    instance. Which one happened shows in DuckDB's own instance: a setting made through the held
-    connection is seen by the queries inside, and gone once the file was closed and opened again."""
-    warehouse = DuckDBWarehouse(path=str(duckdb_file))
-    with warehouse.kept_open():
-        with warehouse._connect() as con:
-            con.execute("SET default_null_order = 'nulls_first'")
-        assert _setting(warehouse, "default_null_order") == "nulls_first"
-        assert sum(b.num_rows for b in warehouse.stream(_query())) > 0
-        assert _setting(warehouse, "default_null_order") == "nulls_first"
-    assert _setting(warehouse, "default_null_order") != "nulls_first"
-
-
-def _setting(warehouse: DuckDBWarehouse, name: str) -> str:
-    with warehouse._connect() as con:
-        return con.execute(f"select current_setting('{name}')").fetchone()[0].lower()
-
-
-def test_kept_open_over_a_missing_file_leaves_each_query_to_say_so(tmp_path):
-    warehouse = DuckDBWarehouse(path=str(tmp_path / "absent.duckdb"))
-    with warehouse.kept_open(), pytest.raises(wh.WarehouseError, match="does not exist"):
-        list(warehouse.stream(_query()))
-
-
 @pytest.mark.parametrize("limit", ["32MB'; DROP TABLE rows; --", "lots", "32 TB"])
 def test_a_memory_limit_that_is_not_a_size_is_refused_before_it_reaches_sql(duckdb_file, limit):
     with pytest.raises(ValueError, match="memory_limit"):
