@@ -1,26 +1,31 @@
-"""Load one normalised file into PostgreSQL, set-based, inside the caller's transaction: COPY into
-staging, then a few statements: repeats within the file and duplicates of earlier files set aside,
-clawbacks whose original is unknown rejected, the transactions inserted, one reward row per
-transaction computed by the file's rules version (points, multipliers, exclusions, the daily cap,
-rounding, clawbacks), and the balances moved by exactly the sum of the new reward rows.
+"""Load one normalised file into PostgreSQL, set-based, inside the caller's transaction: the file is
+COPYed into staging as it is normalised, then a few statements: repeats within the file and
+duplicates of earlier files set aside, clawbacks whose original is unknown rejected, the
+transactions inserted, one reward row per transaction computed by the file's rules version (points,
+multipliers, exclusions, the daily cap, rounding, clawbacks), and the balances moved by exactly the
+sum of the new reward rows.
 """
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import psycopg
 
 from s3_sharing.inbound.rewards.normalise import CLEAN_COLUMNS
 from s3_sharing.inbound.rewards.registry import CLAWBACK_TYPES, RulesVersion
 
-COPY_CHUNK = 1 << 20
+WORK_MEM = "256MB"
+"""For the load's statements: a file's sorts (the daily cap's window) and hashes (its repeated ids)
+stay in memory, on the database server."""
 ROUNDING = {"floor": "floor", "ceil": "ceil", "half_up": "round"}  # numeric round(): half away from 0
 
 
 @dataclass(frozen=True)
 class Loaded:
     rows_loaded: int
+    amount_loaded_minor: int
     rows_duplicate: int
     amount_duplicate_minor: int
     points: int
@@ -29,15 +34,22 @@ class Loaded:
     in no file: rejected, so the FI sends them again after the original."""
 
 
-def _copy_in(connection: psycopg.Connection, path: Path) -> None:
+@contextmanager
+def staging(connection: psycopg.Connection) -> Iterator[psycopg.Copy]:
+    """The file's staging table, and the COPY that fills it: CSV with ``CLEAN_COLUMNS`` and a header,
+    written while the file is normalised, so the server parses one batch while the next is typed.
+    ``occurred_at`` is a UTC timestamp without an offset."""
+    connection.execute(
+        "CREATE TEMPORARY TABLE staging (line bigint, transaction_id text, user_id text, card_token text,"
+        " amount_minor bigint, currency text, exponent integer, occurred_at timestamp without time zone,"
+        " business_day date, type text, mcc text, merchant text, original_transaction_id text) ON COMMIT DROP"
+    )
     columns = ", ".join(CLEAN_COLUMNS)
     with (
         connection.cursor() as cursor,
         cursor.copy(f"COPY staging ({columns}) FROM STDIN (FORMAT csv, HEADER true)") as copy,
-        path.open("rb") as source,
     ):
-        while chunk := source.read(COPY_CHUNK):
-            copy.write(chunk)
+        yield copy
 
 
 def forget_file(connection: psycopg.Connection, file_ids: list[int]) -> None:
@@ -62,28 +74,25 @@ def forget_file(connection: psycopg.Connection, file_ids: list[int]) -> None:
     connection.execute("DELETE FROM fi_transactions WHERE file_id = ANY(%s)", (file_ids,))
 
 
-def load(
-    connection: psycopg.Connection, fi: str, program: str, rules: RulesVersion, clean: Path, file_id: int
-) -> Loaded:
-    connection.execute(
-        "CREATE TEMPORARY TABLE staging (line bigint, transaction_id text, user_id text, card_token text,"
-        " amount_minor bigint, currency text, exponent integer, occurred_at timestamp with time zone,"
-        " business_day date, type text, mcc text, merchant text, original_transaction_id text) ON COMMIT DROP"
-    )
-    connection.execute("SET LOCAL work_mem = '64MB'")  # the cap's window sorts in memory
-    _copy_in(connection, clean)
-    connection.execute("CREATE INDEX ON staging (transaction_id)")
+def load(connection: psycopg.Connection, fi: str, program: str, rules: RulesVersion, file_id: int) -> Loaded:
+    """The staged file into the transactions, reward points and balances."""
+    connection.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
+    connection.execute("SET LOCAL jit = off")  # compiling these plans costs more than it saves
     connection.execute("ANALYZE staging")
-    duplicates = connection.execute(  # one hash aggregate finds the ids repeated in the file
-        "WITH first AS (SELECT transaction_id, min(line) AS line FROM staging GROUP BY 1"
-        " HAVING count(*) > 1), gone AS (DELETE FROM staging s WHERE EXISTS (SELECT 1 FROM first f"
-        " WHERE f.transaction_id = s.transaction_id AND s.line > f.line)"
-        " OR EXISTS (SELECT 1 FROM fi_transactions t WHERE t.fi = %s"
-        " AND t.transaction_id = s.transaction_id) RETURNING s.amount_minor)"
+    connection.execute("CREATE TEMPORARY TABLE balance_moves (user_id text, points bigint) ON COMMIT DROP")
+    earlier = connection.execute(
+        "WITH gone AS (DELETE FROM staging s USING fi_transactions t WHERE t.fi = %s"
+        " AND t.transaction_id = s.transaction_id RETURNING s.amount_minor)"
         " SELECT count(*), coalesce(sum(amount_minor), 0) FROM gone",
         (fi,),
     ).fetchone()
-    assert duplicates is not None
+    repeated = connection.execute(  # one hash aggregate finds the ids repeated in the file
+        "WITH first AS (SELECT transaction_id, min(line) AS line FROM staging GROUP BY 1"
+        " HAVING count(*) > 1), gone AS (DELETE FROM staging s USING first f"
+        " WHERE s.transaction_id = f.transaction_id AND s.line > f.line RETURNING s.amount_minor)"
+        " SELECT count(*), coalesce(sum(amount_minor), 0) FROM gone"
+    ).fetchone()
+    assert earlier is not None and repeated is not None
     unknown = connection.execute(
         "DELETE FROM staging s WHERE s.type = ANY(%(claw)s) AND NOT EXISTS (SELECT 1 FROM fi_transactions t"
         " WHERE t.fi = %(fi)s AND t.transaction_id = s.original_transaction_id AND t.type <> ALL(%(claw)s))"
@@ -92,31 +101,43 @@ def load(
         {"claw": list(CLAWBACK_TYPES), "fi": fi},
     ).fetchall()
     inserted = connection.execute(
-        "INSERT INTO fi_transactions (fi, transaction_id, user_id, card_token, amount_minor, currency,"
-        " occurred_at, business_day, type, mcc, merchant, original_transaction_id, file_id)"
-        " SELECT %s, transaction_id, user_id, card_token, amount_minor, currency, occurred_at, business_day,"
-        " type, mcc, merchant, original_transaction_id, %s FROM staging",
+        "WITH inserted AS (INSERT INTO fi_transactions (fi, transaction_id, user_id, card_token,"
+        " amount_minor, currency, occurred_at, business_day, type, mcc, merchant, original_transaction_id,"
+        " file_id) SELECT %s, transaction_id, user_id, card_token, amount_minor, currency,"
+        " occurred_at AT TIME ZONE 'UTC', business_day, type, mcc, merchant, original_transaction_id, %s"
+        " FROM staging"
+        " ORDER BY transaction_id"  # the primary key's order: index pages filled in turn, not at random
+        " RETURNING amount_minor)"
+        " SELECT count(*), coalesce(sum(amount_minor), 0) FROM inserted",
         (fi, file_id),
-    ).rowcount
+    ).fetchone()
+    assert inserted is not None
     _earn(connection, fi, program, rules, file_id)
     _claw_back(connection, fi, program, rules, file_id)
-    points = connection.execute(
+    moved = connection.execute(
         "WITH moved AS (INSERT INTO reward_balances (program, user_id, points)"
-        " SELECT program, user_id, sum(points) FROM reward_points WHERE file_id = %s GROUP BY 1, 2"
+        " SELECT %s, user_id, sum(points) FROM balance_moves GROUP BY 2"
         " ON CONFLICT (program, user_id) DO UPDATE SET points = reward_balances.points + EXCLUDED.points,"
         " updated_at = now() RETURNING 1)"
-        " SELECT coalesce(sum(points), 0) FROM reward_points WHERE file_id = %s",
-        (file_id, file_id),
+        " SELECT coalesce(sum(points), 0) FROM balance_moves",
+        (program,),
     ).fetchone()
-    assert points is not None
-    return Loaded(inserted, int(duplicates[0]), int(duplicates[1]), int(points[0]), unknown)
+    assert moved is not None
+    return Loaded(
+        int(inserted[0]),
+        int(inserted[1]),
+        int(earlier[0]) + int(repeated[0]),
+        int(earlier[1]) + int(repeated[1]),
+        int(moved[0]),
+        unknown,
+    )
 
 
 def _earn(connection: psycopg.Connection, fi: str, program: str, rules: RulesVersion, file_id: int) -> None:
     """Purchases (and the other earning types) earn ``points_per_unit`` per major unit times their
     merchant category's multiplier, rounded per transaction; excluded types earn 0; the daily cap
     counts what the user earned that business day in earlier files, then this file's transactions
-    in time order."""
+    in time order. The days' totals are kept; what each user earned goes to ``balance_moves``."""
     rounding = ROUNDING[rules.rounding]
     connection.execute(
         f"""
@@ -145,15 +166,26 @@ def _earn(connection: psycopg.Connection, fi: str, program: str, rules: RulesVer
             SELECT *, CASE WHEN %(cap)s::bigint IS NULL THEN points
                 ELSE greatest(0, least(points, %(cap)s::bigint - before)) END AS awarded
             FROM running
+        ),
+        rewarded AS (
+            INSERT INTO reward_points (fi, transaction_id, program, user_id, business_day, rules_version,
+                points, reason, file_id)
+            SELECT %(fi)s, transaction_id, %(program)s, user_id, business_day, %(version)s, awarded,
+                CASE WHEN type = ANY(%(excluded)s) THEN 'excluded' WHEN awarded < points THEN 'capped'
+                    ELSE 'earned' END,
+                %(file_id)s
+            FROM capped
+            ORDER BY transaction_id
+            RETURNING user_id, business_day, points
+        ),
+        daily AS (
+            INSERT INTO reward_daily_earned (program, user_id, business_day, points)
+            SELECT %(program)s, user_id, business_day, sum(points) FROM rewarded WHERE points > 0
+            GROUP BY 2, 3
+            ON CONFLICT (program, user_id, business_day) DO UPDATE
+            SET points = reward_daily_earned.points + EXCLUDED.points
         )
-        INSERT INTO reward_points (fi, transaction_id, program, user_id, business_day, rules_version, points,
-            reason, file_id)
-        SELECT %(fi)s, transaction_id, %(program)s, user_id, business_day, %(version)s, awarded,
-            CASE WHEN type = ANY(%(excluded)s) THEN 'excluded' WHEN awarded < points THEN 'capped'
-                ELSE 'earned' END,
-            %(file_id)s
-        FROM capped
-        ORDER BY transaction_id  -- the primary key's order: index pages filled in turn, not at random
+        INSERT INTO balance_moves (user_id, points) SELECT user_id, sum(points) FROM rewarded GROUP BY 1
         """,  # type: ignore[arg-type]  # only our own rounding function name is formatted in
         {
             "excluded": list(rules.excluded_types),
@@ -166,13 +198,6 @@ def _earn(connection: psycopg.Connection, fi: str, program: str, rules: RulesVer
             "version": rules.version,
             "file_id": file_id,
         },
-    )
-    connection.execute(
-        "INSERT INTO reward_daily_earned (program, user_id, business_day, points) SELECT program, user_id,"
-        " business_day, sum(points) FROM reward_points WHERE file_id = %s AND points > 0 GROUP BY 1, 2, 3"
-        " ON CONFLICT (program, user_id, business_day) DO UPDATE"
-        " SET points = reward_daily_earned.points + EXCLUDED.points",
-        (file_id,),
     )
 
 
@@ -189,9 +214,9 @@ def _claw_back(
             SELECT s.line, s.transaction_id, s.user_id, s.business_day, s.original_transaction_id,
                 least(o.points, {rounding}(o.points::numeric * s.amount_minor / t.amount_minor)::bigint)
                     AS wanted,
-                o.points - coalesce((SELECT -sum(p.points) FROM reward_points p JOIN fi_transactions c
-                    ON c.fi = p.fi AND c.transaction_id = p.transaction_id
-                    WHERE p.fi = %(fi)s AND c.original_transaction_id = s.original_transaction_id
+                o.points - coalesce((SELECT -sum(p.points) FROM reward_points p JOIN fi_transactions x
+                    ON x.fi = p.fi AND x.transaction_id = p.transaction_id
+                    WHERE x.fi = %(fi)s AND x.original_transaction_id = s.original_transaction_id
                         AND p.reason = 'clawback'), 0) AS left_before_file
             FROM staging s
             JOIN fi_transactions t ON t.fi = %(fi)s AND t.transaction_id = s.original_transaction_id
@@ -202,12 +227,16 @@ def _claw_back(
             SELECT *, sum(wanted) OVER (PARTITION BY original_transaction_id ORDER BY line
                 ROWS UNBOUNDED PRECEDING) - wanted AS claimed_before
             FROM claims
+        ),
+        clawed AS (
+            INSERT INTO reward_points (fi, transaction_id, program, user_id, business_day, rules_version,
+                points, reason, file_id)
+            SELECT %(fi)s, transaction_id, %(program)s, user_id, business_day, %(version)s,
+                -greatest(0, least(wanted, left_before_file - claimed_before)), 'clawback', %(file_id)s
+            FROM ordered
+            RETURNING user_id, points
         )
-        INSERT INTO reward_points (fi, transaction_id, program, user_id, business_day, rules_version, points,
-            reason, file_id)
-        SELECT %(fi)s, transaction_id, %(program)s, user_id, business_day, %(version)s,
-            -greatest(0, least(wanted, left_before_file - claimed_before)), 'clawback', %(file_id)s
-        FROM ordered
+        INSERT INTO balance_moves (user_id, points) SELECT user_id, sum(points) FROM clawed GROUP BY 1
         """,  # type: ignore[arg-type]
         {
             "fi": fi,

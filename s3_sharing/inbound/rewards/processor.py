@@ -19,8 +19,8 @@ from typing import Any, Literal
 
 import psycopg
 
-from s3_sharing.inbound.rewards.load import forget_file, load
-from s3_sharing.inbound.rewards.normalise import ERROR_COLUMNS, FileRejected, normalise
+from s3_sharing.inbound.rewards.load import forget_file, load, staging
+from s3_sharing.inbound.rewards.normalise import ERROR_COLUMNS, FileRejected, normalise, read_header
 from s3_sharing.inbound.rewards.registry import FinancialInstitution, FiRegistry
 from s3_sharing.platform.gnupg import NotVerified, PinnedDecryptor
 from s3_sharing.platform.postgres import Postgres, advisory_lock_key, sha256_file
@@ -183,18 +183,22 @@ class Processor:
         rules = program.rules_at(version.last_modified)
         outcome.rules_version = rules.version
         try:
-            normalised = normalise(plain, fi, work)
+            header = read_header(plain, fi)
         except FileRejected as rejected:
+            plain.unlink()
             outcome.status, outcome.reason = "rejected", str(rejected)
             outcome.error_file = self._publish_errors(
                 fi, version, outcome, work, [(0, "", "", "", str(rejected))]
             )
             self._record(connection, file_id, outcome)
             return
-        finally:
-            plain.unlink(missing_ok=True)
         forget_file(connection, earlier)
-        loaded = load(connection, fi.id, program.id, rules, normalised.clean, file_id)
+        try:
+            with staging(connection) as clean:
+                normalised = normalise(plain, fi, header, clean, work)
+        finally:
+            plain.unlink()
+        loaded = load(connection, fi.id, program.id, rules, file_id)
         outcome.extra_headers = normalised.extra_headers
         outcome.rows_read = normalised.rows_read
         outcome.rows_duplicate = loaded.rows_duplicate
@@ -202,7 +206,7 @@ class Processor:
         outcome.rows_rejected = normalised.rows_rejected + len(loaded.unknown_originals)
         outcome.amount_read_minor = normalised.amount_read_minor
         outcome.amount_duplicate_minor = loaded.amount_duplicate_minor
-        outcome.amount_loaded_minor = self._amount_loaded(connection, file_id)
+        outcome.amount_loaded_minor = loaded.amount_loaded_minor
         outcome.amount_rejected_minor = normalised.amount_rejected_minor + sum(
             amount for *_, amount in loaded.unknown_originals
         )
@@ -214,13 +218,6 @@ class Processor:
         if outcome.rows_rejected:
             outcome.error_file = self._publish_errors(fi, version, outcome, work, late, normalised.errors)
         self._record(connection, file_id, outcome)
-
-    @staticmethod
-    def _amount_loaded(connection: psycopg.Connection, file_id: int) -> int:
-        row = connection.execute(
-            "SELECT coalesce(sum(amount_minor), 0) FROM fi_transactions WHERE file_id = %s", (file_id,)
-        ).fetchone()
-        return int(row[0]) if row else 0
 
     def _ledger_entry(
         self,

@@ -68,6 +68,21 @@ def test_duplicates_within_and_across_files_load_once(fi, processor, fi_registry
     assert totals(postgres)[:3] == (3, 300, 300)
 
 
+def test_the_first_line_of_a_repeated_id_is_loaded_and_the_repeat_is_counted_with_its_amount(
+    fi, processor, fi_registry, postgres
+):
+    rows = [tx(1, amount="100.00"), tx(2, amount="20.00", user="u2"), tx(1, amount="900.00", user="u3")]
+    fi.drop("a", rows)
+    (outcome,) = list(processor.run(fi_registry.fi(FI)))
+    assert (outcome.rows_loaded, outcome.rows_duplicate) == (2, 1)
+    assert (outcome.amount_loaded_minor, outcome.amount_duplicate_minor) == (12000, 90000)
+    with postgres.connect() as connection:
+        stored = connection.execute(
+            "SELECT user_id, amount_minor FROM fi_transactions WHERE transaction_id = 'T1'"
+        ).fetchall()
+    assert stored == [("u1", 10000)] and balance(postgres, "u3") == []
+
+
 @pytest.mark.parametrize("signer", ["stranger", None], ids=["wrong signer", "unsigned"])
 def test_a_file_not_signed_by_a_pinned_key_is_never_parsed_and_is_quarantined(
     fi, processor, fi_registry, postgres, signer, tmp_path
