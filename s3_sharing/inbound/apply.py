@@ -1,14 +1,16 @@
 """Apply one validated file to PostgreSQL, set-based, inside the caller's transaction.
 
-The clean rows are COPYed into a temporary staging table; then a few statements reject what only
-the database can judge (a key repeated in the file, an unknown parent, ``create`` of an existing
-key, ``update`` of a missing one) and apply the rest in one statement per action. Every rejection
-lands in the temporary ``rejected`` table with the validation errors, from which the error file is
-written in line order.
+The clean rows are COPYed into a temporary staging table as they are validated; then a few
+statements reject what only the database can judge (a key repeated in the file, an unknown parent,
+``create`` of an existing key, ``update`` of a missing one) and apply the rest in one statement per
+action. Every rejection lands in the temporary ``rejected`` table with the validation errors, from
+which the error file is written in line order.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -37,17 +39,15 @@ class Rejected:
     orphaned: int
 
 
-def _copy_in(connection: psycopg.Connection, statement: sql.Composable, path: Path) -> None:
-    with connection.cursor() as cursor, cursor.copy(statement) as copy, path.open("rb") as source:
-        while chunk := source.read(COPY_CHUNK):
-            copy.write(chunk)
-
-
-def stage(connection: psycopg.Connection, item: EntityImport, clean: Path, errors: Path) -> None:
-    """Temporary ``staging`` (typed like the target) filled from ``clean``; ``rejected`` from ``errors``."""
+@contextmanager
+def staging(connection: psycopg.Connection, item: EntityImport) -> Iterator[psycopg.Copy]:
+    """Temporary ``staging`` (typed like the target) and ``rejected``, and the COPY that fills
+    ``staging``: CSV with a ``line`` column and the mapped fields' columns, and a header, written
+    while the file is validated, so the server parses one batch while the next is checked."""
     fields = target_fields(item)
     # dropped at commit, but a dry run keeps one transaction (a savepoint per file) for all files
     connection.execute("DROP TABLE IF EXISTS pg_temp.staging, pg_temp.rejected")
+    connection.execute("SET LOCAL jit = off")  # compiling the file's plans costs more than it saves
     columns = [
         sql.SQL("{} {}").format(sql.Identifier(f.column), sql.SQL(POSTGRES_TYPES[f.type])) for f in fields
     ]
@@ -62,10 +62,20 @@ def stage(connection: psycopg.Connection, item: EntityImport, clean: Path, error
         " message text) ON COMMIT DROP"
     )
     names = sql.SQL(", ").join(sql.Identifier(n) for n in ["line", *(f.column for f in fields)])
-    _copy_in(
-        connection, sql.SQL("COPY staging ({}) FROM STDIN (FORMAT csv, HEADER true)").format(names), clean
-    )
-    _copy_in(connection, sql.SQL("COPY rejected FROM STDIN (FORMAT csv)"), errors)
+    statement = sql.SQL("COPY staging ({}) FROM STDIN (FORMAT csv, HEADER true)").format(names)
+    with connection.cursor() as cursor, cursor.copy(statement) as copy:
+        yield copy
+
+
+def stage_rejected(connection: psycopg.Connection, errors: Path) -> None:
+    """``rejected`` from the validation's ``errors``, once ``staging`` is filled."""
+    with (
+        connection.cursor() as cursor,
+        cursor.copy("COPY rejected FROM STDIN (FORMAT csv)") as copy,
+        errors.open("rb") as source,
+    ):
+        while chunk := source.read(COPY_CHUNK):
+            copy.write(chunk)
     connection.execute("ANALYZE staging")  # temporary tables get no statistics otherwise: bad join plans
 
 

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import psycopg
 
-from s3_sharing.inbound.apply import Applied, apply_rows, reject, stage, write_error_file
+from s3_sharing.inbound.apply import Applied, apply_rows, reject, stage_rejected, staging, write_error_file
 from s3_sharing.inbound.sources import EntityImport, ImportSource
 from s3_sharing.inbound.validation import ERROR_COLUMNS, FileRejected, validate
 from s3_sharing.platform import crypto
@@ -224,9 +224,13 @@ class Importer:
         started_at: datetime,
     ) -> None:
         import_id = self._ledger_entry(connection, item, file, outcome, started_at)
-        errors, clean, error_file = work / "errors.csv", work / "clean.csv", work / "report.csv"
-        try:
-            with errors.open("w", newline="", encoding="utf-8") as error_stream:
+        errors, error_file = work / "errors.csv", work / "report.csv"
+        try:  # a savepoint: a file found unreadable halfway leaves no staging behind
+            with (
+                errors.open("w", newline="", encoding="utf-8") as error_stream,
+                connection.transaction(),
+                staging(connection, item) as clean,
+            ):
                 validated = validate(work / "original.csv", item, clean, error_stream)
         except FileRejected as rejected:
             outcome.status, outcome.message = "rejected", str(rejected)
@@ -235,7 +239,7 @@ class Importer:
             self._record(connection, import_id, outcome)
             return
         outcome.rows_read, outcome.extra_headers = validated.rows_read, validated.extra_headers
-        stage(connection, item, clean, errors)
+        stage_rejected(connection, errors)
         judged = reject(connection, self.source.id, item)
         rejected_rows, outcome.rows_orphaned = validated.rows_rejected + judged.rows, judged.orphaned
         applied = Applied(0, 0)

@@ -108,9 +108,10 @@ def header(path: Path) -> list[str]:
         raise FileRejected(f"not a readable CSV file: {error}") from None
 
 
-def validate(path: Path, item: EntityImport, clean: Path, errors: TextIO) -> ValidationResult:
-    """Write the good rows of ``path`` to ``clean`` (CSV with a ``line`` column and the mapped
-    fields' columns, for COPY) and one CSV line per bad value to ``errors`` (``ERROR_COLUMNS``)."""
+def validate(path: Path, item: EntityImport, clean: Any, errors: TextIO) -> ValidationResult:
+    """Write the good rows of ``path`` to ``clean`` (anything with ``write(bytes)``, the staging
+    COPY: CSV with a header, a ``line`` column and the mapped fields' columns) and one CSV line per
+    bad value to ``errors`` (``ERROR_COLUMNS``)."""
     names = header(path)
     fields = target_fields(item)
     missing = [
@@ -128,15 +129,13 @@ def validate(path: Path, item: EntityImport, clean: Path, errors: TextIO) -> Val
         strings_can_be_null=False,
     )
     schema = pa.schema([("line", pa.int64())] + [(f.column, pa.string()) for f in fields])
+    clean.write((",".join(schema.names) + "\n").encode())
     try:
-        with (
-            pacsv.open_csv(
-                path,
-                read_options=pacsv.ReadOptions(block_size=BLOCK_SIZE, use_threads=False),
-                convert_options=options,
-            ) as reader,
-            pacsv.CSVWriter(clean, schema) as writer,
-        ):
+        with pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=BLOCK_SIZE, use_threads=False),
+            convert_options=options,
+        ) as reader:
             for batch in reader:
                 first_line = result.rows_read + 2
                 result.rows_read += batch.num_rows
@@ -158,7 +157,9 @@ def validate(path: Path, item: EntityImport, clean: Path, errors: TextIO) -> Val
                         bad = pc.or_(bad, failed)
                     columns.append(_normalised(f, values))
                 good = pa.RecordBatch.from_arrays(columns, schema=schema).filter(pc.invert(bad))
-                writer.write_batch(good)
+                rows = pa.BufferOutputStream()
+                pacsv.write_csv(good, rows, pacsv.WriteOptions(include_header=False))
+                clean.write(memoryview(rows.getvalue()))
                 result.rows_rejected += batch.num_rows - good.num_rows
     except pa.ArrowInvalid as error:
         raise FileRejected(f"cannot be read as CSV: {error}") from None

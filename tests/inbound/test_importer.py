@@ -212,6 +212,26 @@ def test_a_missing_required_column_rejects_the_file_naming_the_column(sources_fi
     assert run(sources_file, postgres) == [], "a rejected file is not retried until it changes"
 
 
+def test_a_file_that_breaks_after_its_first_batches_imports_nothing_and_the_next_file_imports(
+    sources_file, customer, postgres
+):
+    """The rows are COPYed as they are validated: a row too many columns long 40,000 lines in
+    (after several 1 MiB batches went to the server) must still leave nothing of the file."""
+    good = [[f"R-{i}", f"Riesgo número {i}", "market", "1", "x" * 20] for i in range(40_000)]
+    drop(customer, "riesgos/a.csv", RISK_HEADER, [*good, ["R-x", "Roto", "market", "1", "", "extra"]])
+    drop(customer, "riesgos/b.csv", RISK_HEADER, [["R-b", "Bien", "market", "2", ""]])
+
+    broken, fine = run(sources_file, postgres)
+
+    assert broken.status == "rejected" and "cannot be read as CSV" in broken.message, broken.describe()
+    assert fine.status == "imported" and fine.rows_created == 1
+    assert rows(postgres, "SELECT reference_code FROM risks") == [("R-b",)]
+    assert rows(postgres, "SELECT key, status FROM import_ledger ORDER BY key") == [
+        ("riesgos/a.csv", "rejected"),
+        ("riesgos/b.csv", "imported"),
+    ]
+
+
 REJECT_FILE = {**RISKS, "error_policy": "reject_file"}
 
 
