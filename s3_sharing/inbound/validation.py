@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from s3_sharing.inbound.catalog import PARENT_REFERENCE_CODE, REFERENCE_CODE, Field, FieldType
+from s3_sharing.inbound.csv_copy import CopySink, CsvIntoCopy
 from s3_sharing.inbound.sources import EntityImport
 
 BLOCK_SIZE = 1 << 20  # bytes per Arrow batch: memory is a few dozen batches, whatever the file's size
@@ -108,10 +109,10 @@ def header(path: Path) -> list[str]:
         raise FileRejected(f"not a readable CSV file: {error}") from None
 
 
-def validate(path: Path, item: EntityImport, clean: Any, errors: TextIO) -> ValidationResult:
-    """Write the good rows of ``path`` to ``clean`` (anything with ``write(bytes)``, the staging
-    COPY: CSV with a header, a ``line`` column and the mapped fields' columns) and one CSV line per
-    bad value to ``errors`` (``ERROR_COLUMNS``)."""
+def validate(path: Path, item: EntityImport, clean: CopySink, errors: TextIO) -> ValidationResult:
+    """Write the good rows of ``path`` to ``clean`` (the staging COPY: CSV with a header, a ``line``
+    column and the mapped fields' columns) and one CSV line per bad value to ``errors``
+    (``ERROR_COLUMNS``)."""
     names = header(path)
     fields = target_fields(item)
     missing = [
@@ -129,7 +130,7 @@ def validate(path: Path, item: EntityImport, clean: Any, errors: TextIO) -> Vali
         strings_can_be_null=False,
     )
     schema = pa.schema([("line", pa.int64())] + [(f.column, pa.string()) for f in fields])
-    clean.write((",".join(schema.names) + "\n").encode())
+    clean_rows = CsvIntoCopy(clean, schema.names)
     try:
         with pacsv.open_csv(
             path,
@@ -157,9 +158,7 @@ def validate(path: Path, item: EntityImport, clean: Any, errors: TextIO) -> Vali
                         bad = pc.or_(bad, failed)
                     columns.append(_normalised(f, values))
                 good = pa.RecordBatch.from_arrays(columns, schema=schema).filter(pc.invert(bad))
-                rows = pa.BufferOutputStream()
-                pacsv.write_csv(good, rows, pacsv.WriteOptions(include_header=False))
-                clean.write(memoryview(rows.getvalue()))
+                clean_rows.write(good)
                 result.rows_rejected += batch.num_rows - good.num_rows
     except pa.ArrowInvalid as error:
         raise FileRejected(f"cannot be read as CSV: {error}") from None

@@ -17,13 +17,12 @@ and the rejected ones, in line order, to the FI's error file. What the platform 
 import csv
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
+from s3_sharing.inbound.csv_copy import CopySink, CsvIntoCopy
 from s3_sharing.inbound.rewards.registry import CLAWBACK_TYPES, REQUIRED_FIELDS, TRANSACTION_TYPES
 from s3_sharing.inbound.rewards.registry import FinancialInstitution as FI
 
@@ -121,12 +120,11 @@ def _map_literal(entries: dict[str, str] | dict[str, int]) -> str:
     return "MAP {" + ", ".join(f"{literal(k)}: {literal(v)}" for k, v in entries.items()) + "}"
 
 
-def normalise(plain: Path, fi: FI, header: list[str], clean: Any, work: Path) -> Normalised:
+def normalise(plain: Path, fi: FI, header: list[str], clean: CopySink, work: Path) -> Normalised:
     """One streaming DuckDB query reads the file (every column as text), types and checks it; its
     result comes in Arrow batches of ``BATCH_ROWS``, so memory stays flat whatever the file's size.
-    ``header`` is the file's, as ``read_header`` accepted it. The clean rows go to ``clean``
-    (anything with ``write(bytes)``: the staging COPY) as CSV with a header, the rejected ones to
-    ``errors.csv`` in ``work``."""
+    ``header`` is the file's, as ``read_header`` accepted it. The clean rows go to ``clean`` (the
+    staging COPY) as CSV with a header, the rejected ones to ``errors.csv`` in ``work``."""
     extra = [h for h in header if h not in fi.mapping.values()]
     errors = work / "errors.csv"
     totals = [0, 0, 0, 0]
@@ -142,17 +140,14 @@ def normalise(plain: Path, fi: FI, header: list[str], clean: Any, work: Path) ->
             f"'{_quote(str(plain))}', header = true, auto_detect = false, parallel = false,"
             f" columns = {{{columns}}})"
         )
-        clean.write((",".join(CLEAN_COLUMNS) + "\n").encode())
-        no_header = pacsv.WriteOptions(include_header=False)
+        clean_rows = CsvIntoCopy(clean, CLEAN_COLUMNS)
         error_writer = csv.writer(error_file)
         error_writer.writerow(ERROR_COLUMNS)
         for batch in con.execute(_typed_query(fi)).to_arrow_reader(BATCH_ROWS):
             typed = pa.Table.from_batches([batch])
             rejected = typed.filter(pc.is_valid(typed["problem"])).sort_by("line")
             good = typed.filter(pc.is_null(typed["problem"])).select(list(CLEAN_COLUMNS))
-            rows = pa.BufferOutputStream()
-            pacsv.write_csv(good, rows, no_header)
-            clean.write(memoryview(rows.getvalue()))
+            clean_rows.write(good)
             problems = rejected["problem"].combine_chunks()
             error_writer.writerows(
                 zip(
