@@ -124,11 +124,15 @@ def verify(
             deep=deep,
         )
         verdicts: list[Verdict] = []
-        for business in chosen(registry.businesses, business_ids):
-            windows = windows_inside(
-                cadence_partitions(business.cadence, settings.partition_start), start, end
-            )
-            found = certifier.certify(business, windows)
+        businesses = chosen(registry.businesses, business_ids)
+        windows = {
+            cadence: windows_inside(cadence_partitions(cadence, settings.partition_start), start, end)
+            for cadence in {b.cadence for b in businesses}
+        }
+        for cadence, of_cadence in windows.items():
+            certifier.count_rows([b for b in businesses if b.cadence is cadence], of_cadence)
+        for business in businesses:
+            found = certifier.certify(business, windows[business.cadence])
             progress(f"{business.id}: {sum(v.ok for v in found)} of {len(found)} windows certified")
             verdicts += found
     return verdicts

@@ -19,9 +19,6 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-import numpy as np
-import pyarrow as pa
-
 from s3_sharing.outbound.contents import window_query
 from s3_sharing.outbound.datasets import SOURCES, Contents, Dataset
 from s3_sharing.outbound.delivery import HISTORY, chain_head
@@ -32,8 +29,10 @@ from s3_sharing.platform import crypto
 from s3_sharing.platform.state import StateStore
 from s3_sharing.platform.storage import Bucket, GcsArchive, S3Buckets
 from s3_sharing.platform.time import Window
-from s3_sharing.platform.warehouse import Relation, Warehouse, WindowQuery
+from s3_sharing.platform.warehouse import Relation, Warehouse, WindowCountsQuery
 
+BUSINESSES_PER_COUNT = 200
+"""Businesses counted by one grouped query, each a bound value of it (a check op's businesses)."""
 CLOCK_SKEW = timedelta(hours=1)
 """Margin for clocks of different hosts when the chain walk decides how far back to go."""
 
@@ -75,33 +74,32 @@ class Verdict:
         return f"{self.business_id} {self.partition}: {self.status}" + (f" ({detail})" if detail else "")
 
 
-def count_by_window(
+WINDOWS_PER_COUNT = 48
+"""Windows counted by one grouped query (a look-back's 48 hours in one, the whole history in a
+few): each is a ``case`` branch of it."""
+
+
+def counts_by_window(
     warehouse: Warehouse,
     relation: Relation,
     column: str,
-    business_id: str,
+    business_ids: Sequence[str],
     windows: Sequence[Window],
-) -> list[int]:
-    """Rows per window, from one streaming query over the whole span (two columns only)."""
-    if not windows:
-        return []
-    starts = np.array([w.start.astimezone(UTC).replace(tzinfo=None) for w in windows], dtype="datetime64[us]")
-    ends = np.array([w.end.astimezone(UTC).replace(tzinfo=None) for w in windows], dtype="datetime64[us]")
-    counts = np.zeros(len(windows), dtype=np.int64)
-    query = WindowQuery(
-        relation,
-        column,
-        windows[0].start,
-        windows[-1].end,
-        (("business_id", business_id),),
-        columns=(column,),
-    )
-    for batch in warehouse.stream(query):
-        moments = batch.column(0).cast(pa.timestamp("us")).to_numpy(zero_copy_only=False)
-        index = np.searchsorted(starts, moments, side="right") - 1
-        inside = (index >= 0) & (moments < ends[np.clip(index, 0, None)])
-        counts += np.bincount(index[inside], minlength=len(windows))
-    return counts.tolist()
+) -> dict[str, list[int]]:
+    """Rows per business and window, counted by the warehouse: one grouped query for every
+    ``WINDOWS_PER_COUNT`` windows, whatever the number of businesses."""
+    counts = {business_id: [0] * len(windows) for business_id in business_ids}
+    for first in range(0, len(windows) if business_ids else 0, WINDOWS_PER_COUNT):
+        chunk = windows[first : first + WINDOWS_PER_COUNT]
+        query = WindowCountsQuery(
+            relation, column, tuple((w.start, w.end) for w in chunk), "business_id", tuple(business_ids)
+        )
+        for batch in warehouse.stream(query):
+            found = zip(*(batch.column(n).to_pylist() for n in range(3)), strict=True)
+            for business_id, index, rows in found:
+                if index is not None:  # between two windows that are not adjacent
+                    counts[business_id][first + index] = rows
+    return counts
 
 
 @dataclass
@@ -115,6 +113,24 @@ class Certifier:
     grace: timedelta = timedelta(minutes=90)
     deep: bool = False
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    counted: dict[tuple[str, Dataset], dict[datetime, int]] = field(default_factory=dict)
+    """Rows per window already counted for a business and data set, by window start."""
+
+    def count_rows(self, businesses: Sequence[Business], windows: Sequence[Window]) -> None:
+        """Count the rows of the windows for every business with change contents at once, before
+        they are certified one by one (a business's own count is then not queried again)."""
+        changes = [b for b in businesses if b.contents is Contents.CHANGES]
+        for dataset in sorted({d for b in changes for d in b.datasets}):
+            ids = [b.id for b in changes if dataset in b.datasets]
+            for first in range(0, len(ids), BUSINESSES_PER_COUNT):
+                chunk = ids[first : first + BUSINESSES_PER_COUNT]
+                counts = counts_by_window(
+                    self.warehouse, self.relations[dataset], SOURCES[dataset].window_column, chunk, windows
+                )
+                for business_id, rows in counts.items():
+                    by_start = {w.start: n for w, n in zip(windows, rows, strict=True)}
+                    self.counted[(business_id, dataset)] = by_start
 
     def certify(self, business: Business, windows: Sequence[Window]) -> list[Verdict]:
         expected = {str(d): self._expected_rows(business, d, windows) for d in business.datasets}
@@ -152,8 +168,12 @@ class Certifier:
         count over the span); a snapshot's are counted as of each window's end, by the query its
         delivery ran."""
         if business.contents is Contents.CHANGES:
+            counted = self.counted.get((business.id, dataset), {})
+            if all(w.start in counted for w in windows):
+                return [counted[w.start] for w in windows]
             column = SOURCES[dataset].window_column
-            return count_by_window(self.warehouse, self.relations[dataset], column, business.id, windows)
+            relation = self.relations[dataset]
+            return counts_by_window(self.warehouse, relation, column, [business.id], windows)[business.id]
         return [self.warehouse.count(window_query(business, dataset, w, self.relations)) for w in windows]
 
     def _chain_problems(

@@ -1,7 +1,8 @@
 """Streaming reads from the warehouse as Arrow record batches.
 
 Delivery code depends only on the ``Warehouse`` protocol. Queries are ``WindowQuery`` (the rows of a
-window) or ``LatestQuery`` (the newest version of each key as of a moment) values, or build on them:
+window), ``LatestQuery`` (the newest version of each key as of a moment) or ``WindowCountsQuery``
+(rows per business and window) values, or build on them:
 identifiers are validated, every value is a bound parameter, and each backend renders its own
 quoting and parameter markers. DuckDB is the embedded default; BigQuery serves production.
 """
@@ -107,6 +108,55 @@ class WindowQuery:
     def render_count(self, table: str, quote: Callable[[str], str], marker: Callable[[str], str]) -> str:
         inner = WindowQuery(self.relation, self.window_column, self.start, self.end, self.equals)
         return count_of(inner.render(table, quote, marker))
+
+
+@dataclass(frozen=True)
+class WindowCountsQuery:
+    """How many rows of ``relation`` each of ``group_values`` (of ``group_column``) has in each of
+    ``windows``: one grouped query instead of one count per business and window. Its rows are
+    (group value, window index, row count), for the pairs with rows only."""
+
+    relation: Relation
+    window_column: str
+    windows: tuple[tuple[datetime, datetime], ...]
+    group_column: str
+    group_values: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        for name in (self.window_column, self.group_column):
+            _identifier(name)
+        if not self.windows or not self.group_values:
+            raise ValueError("a count needs windows and values to group by")
+        if any(end <= start for start, end in self.windows):
+            raise ValueError(f"an empty window among {self.windows}")
+
+    @property
+    def sorts(self) -> bool:
+        return False
+
+    def parameters(self) -> dict[str, Any]:
+        bound: dict[str, Any] = {}
+        for n, (start, end) in enumerate(self.windows):
+            bound |= {f"start_{n}": naive_utc(start), f"end_{n}": naive_utc(end)}
+        return bound | {f"group_{n}": value for n, value in enumerate(self.group_values)}
+
+    def render(self, table: str, quote: Callable[[str], str], marker: Callable[[str], str]) -> str:
+        moment, group = quote(self.window_column), quote(self.group_column)
+        cases = " ".join(
+            f"when {moment} >= {marker(f'start_{n}')} and {moment} < {marker(f'end_{n}')} then {n}"
+            for n in range(len(self.windows))
+        )
+        first = min(range(len(self.windows)), key=lambda n: self.windows[n][0])
+        last = max(range(len(self.windows)), key=lambda n: self.windows[n][1])
+        groups = ", ".join(marker(f"group_{n}") for n in range(len(self.group_values)))
+        span = f"{moment} >= {marker(f'start_{first}')} and {moment} < {marker(f'end_{last}')}"
+        return (
+            f"select {group} as group_value, case {cases} end as window_index, count(*) as row_count "
+            f"from {table} where {span} and {group} in ({groups}) group by 1, 2"
+        )
+
+    def render_count(self, table: str, quote: Callable[[str], str], marker: Callable[[str], str]) -> str:
+        return count_of(self.render(table, quote, marker))
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,16 @@ import duckdb
 import pyarrow as pa
 import pytest
 
+from s3_sharing.outbound import certification
 from s3_sharing.platform import warehouse as wh
-from s3_sharing.platform.warehouse import BigQueryWarehouse, DuckDBWarehouse, Relation, WindowQuery
+from s3_sharing.platform.time import Window
+from s3_sharing.platform.warehouse import (
+    BigQueryWarehouse,
+    DuckDBWarehouse,
+    Relation,
+    WindowCountsQuery,
+    WindowQuery,
+)
 
 START = datetime(2026, 1, 1, 10, tzinfo=UTC)
 END = START + timedelta(hours=1)
@@ -58,6 +66,48 @@ def test_values_are_bound_never_spliced(duckdb_file):
     hostile = _query(equals=(("business_id", "acme' or '1'='1"),))
     assert warehouse.count(hostile) == 0
     assert "acme" not in hostile.render("t", str, lambda name: f"${name}")
+
+
+def test_rows_per_business_and_window_are_counted_by_grouped_queries(duckdb_file, monkeypatch):
+    monkeypatch.setattr(certification, "WINDOWS_PER_COUNT", 4)  # 7 windows: two queries
+    sent = []
+    monkeypatch.setattr(wh.DuckDBWarehouse, "_execute", _recording(wh.DuckDBWarehouse._execute, sent))
+    warehouse = DuckDBWarehouse(path=str(duckdb_file))
+    minutes = [0, 10, 20, 30, 40, 52, 65]  # ten-minute windows; the last two adjacent to none
+    windows = [
+        Window(f"m{m}", START + timedelta(minutes=m), START + timedelta(minutes=m + 10)) for m in minutes
+    ]
+    relation = Relation(None, "marts", "rows")
+    businesses = ["acme", "globex", "initech"]  # initech has no rows
+    counts = certification.counts_by_window(warehouse, relation, "updated_at", businesses, windows)
+    expected = {
+        b: [warehouse.count(_query(start=w.start, end=w.end, equals=(("business_id", b),))) for w in windows]
+        for b in businesses
+    }
+    assert counts == expected
+    assert counts["acme"][0] == 300 and counts["initech"] == [0] * 7
+    assert len(sent) == 2 + 21  # the two grouped queries, then the 21 counts of the expectation
+
+
+def _recording(execute, sent):
+    def recorded(self, con, sql, query):
+        sent.append(sql)
+        return execute(self, con, sql, query)
+
+    return recorded
+
+
+def test_grouped_counts_bind_their_values():
+    query = WindowCountsQuery(
+        Relation(None, "marts", "rows"), "updated_at", ((START, END),), "business_id", ("x' or 1=1",)
+    )
+    sql = query.render("t", str, lambda name: f"@{name}")
+    assert "x'" not in sql and "@group_0" in sql and "@start_0" in sql
+    assert query.parameters() == {
+        "start_0": START.replace(tzinfo=None),
+        "end_0": END.replace(tzinfo=None),
+        "group_0": "x' or 1=1",
+    }
 
 
 @pytest.mark.parametrize("name", ["a b", "x;drop", 'q"', ""])
