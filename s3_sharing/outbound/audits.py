@@ -5,6 +5,7 @@ The checks turn each result into an asset check evaluation; the logic lives here
 
 import csv
 import io
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -74,10 +75,39 @@ class IsolationSample:
     files_with_foreign_rows: int
 
 
+@dataclass(frozen=True)
+class SampledFile:
+    other_business_rows: int
+    rows_by_user: Counter[str]
+    """Rows of this business per user id: whether each user is the business's is asked of the
+    warehouse for all sampled businesses at once, and user ids stay in memory."""
+
+
+@dataclass(frozen=True)
+class DeliverySample:
+    manifest_window: str
+    files: tuple[SampledFile, ...]
+
+    @property
+    def user_ids(self) -> set[str]:
+        return {user for file in self.files for user in file.rows_by_user}
+
+    def isolation(self, own_users: set[str]) -> IsolationSample:
+        """Counted against the ids among ``user_ids`` that are the business's users."""
+        foreign = [
+            file.other_business_rows
+            + sum(n for user, n in file.rows_by_user.items() if user not in own_users)
+            for file in self.files
+        ]
+        return IsolationSample(
+            self.manifest_window, len(self.files), sum(foreign), sum(n > 0 for n in foreign)
+        )
+
+
 def sample_latest_delivery(
-    archive: GcsArchive, state: StateStore, business: Business, decryptor: Any, users: set[str]
-) -> IsolationSample | None:
-    """Open the first files of the business's latest archived delivery with the audit key; every
+    archive: GcsArchive, state: StateStore, business: Business, decryptor: Any
+) -> DeliverySample | None:
+    """Open the first files of the business's latest archived delivery with the audit key: every
     row must be of this business and of one of its users. None when nothing was delivered yet."""
     business_id = business.id
     read = restore_neutralised if business.spreadsheet_safe else str
@@ -85,15 +115,15 @@ def sample_latest_delivery(
     if head is None:
         return None
     manifest = Manifest.from_bytes(archive.read(head.key) or b"")
-    sampled = manifest.files[:ISOLATION_SAMPLE_FILES]
-    foreign_rows, foreign_files = 0, 0
-    for file in sampled:
+    files = []
+    for file in manifest.files[:ISOLATION_SAMPLE_FILES]:
         body = archive.read(f"{business_id}/{file.key}")
         plain = pysequoia.decrypt(body, decryptor=decryptor).bytes if body else b""
-        foreign = sum(
-            read(row.get("business_id") or "") != business_id or read(row.get("user_id") or "") not in users
-            for row in csv.DictReader(io.StringIO(plain.decode(), newline=""))
-        )
-        foreign_rows += foreign
-        foreign_files += foreign > 0
-    return IsolationSample(manifest.window_start, len(sampled), foreign_rows, foreign_files)
+        other, by_user = 0, Counter[str]()
+        for row in csv.DictReader(io.StringIO(plain.decode(), newline="")):
+            if read(row.get("business_id") or "") != business_id:
+                other += 1
+            else:
+                by_user[read(row.get("user_id") or "")] += 1
+        files.append(SampledFile(other, by_user))
+    return DeliverySample(manifest.window_start, tuple(files))

@@ -25,7 +25,7 @@ import dagster as dg
 from pydantic import Field
 
 from s3_sharing.outbound.asset_keys import delivery_key
-from s3_sharing.outbound.audits import Severity, key_findings, sample_latest_delivery
+from s3_sharing.outbound.audits import DeliverySample, Severity, key_findings, sample_latest_delivery
 from s3_sharing.outbound.certification import Certifier, Status
 from s3_sharing.outbound.datasets import Dataset
 from s3_sharing.outbound.registry import Business
@@ -57,6 +57,12 @@ class CertificationConfig(dg.Config):
     key_warning_days: int = 30
     concurrency: int = Field(default=8, ge=1)
     """Businesses checked at a time: each check waits mostly on S3 and GCS requests."""
+
+
+def _failed(check: DeliveryCheck, business: Business, error: Exception) -> dg.AssetCheckResult:
+    return _result(
+        check, business, False, dg.AssetCheckSeverity.ERROR, error=f"{type(error).__name__}: {error}"
+    )
 
 
 def _result(
@@ -106,13 +112,9 @@ class Evaluation:
         try:
             if check is DeliveryCheck.DELIVERED:
                 return self.delivered(business, windows)
-            if check is DeliveryCheck.KEYS_VALID:
-                return self.keys_valid(business, public_key)
-            return self.tenant_isolation(business)
+            return self.keys_valid(business, public_key)
         except Exception as error:
-            return _result(
-                check, business, False, dg.AssetCheckSeverity.ERROR, error=f"{type(error).__name__}: {error}"
-            )
+            return _failed(check, business, error)
 
     def delivered(self, business: Business, windows: list[Window]) -> dg.AssetCheckResult:
         certified = [w for w in windows if business.certifies(w)]
@@ -162,42 +164,76 @@ class Evaluation:
             findings=[f.message for f in findings],
         )
 
-    def tenant_isolation(self, business: Business) -> dg.AssetCheckResult:
+    def tenant_isolation(
+        self, businesses: Sequence[Business], pool: ThreadPoolExecutor
+    ) -> dict[str, dg.AssetCheckResult]:
+        """Each business's latest delivery sampled (in ``pool``), then whose users the sampled user
+        ids are asked of the warehouse for all of them at once."""
+        check = DeliveryCheck.TENANT_ISOLATION
         decryptor = self.keys.audit_decryptor()
         if decryptor is None:
-            return _result(
-                DeliveryCheck.TENANT_ISOLATION,
-                business,
-                passed=False,
-                severity=dg.AssetCheckSeverity.WARN,
-                reason="no audit secret key configured (S3_SHARING_AUDIT_SECRET_KEY_FILE): nothing sampled",
-            )
-        sample = sample_latest_delivery(self.archive, self.state, business, decryptor, self._users(business))
-        if sample is None:
-            return _result(
-                DeliveryCheck.TENANT_ISOLATION,
-                business,
-                True,
-                dg.AssetCheckSeverity.ERROR,
-                sampled_files=0,
-                reason="no delivery yet",
-            )
-        return _result(
-            DeliveryCheck.TENANT_ISOLATION,
-            business,
-            passed=not sample.foreign_rows,
-            severity=dg.AssetCheckSeverity.ERROR,
-            manifest_window=sample.manifest_window,
-            sampled_files=sample.sampled_files,
-            foreign_rows=sample.foreign_rows,
-            files_with_foreign_rows=sample.files_with_foreign_rows,
-        )
+            reason = "no audit secret key configured (S3_SHARING_AUDIT_SECRET_KEY_FILE): nothing sampled"
+            return {
+                b.id: _result(check, b, False, dg.AssetCheckSeverity.WARN, reason=reason) for b in businesses
+            }
 
-    def _users(self, business: Business) -> set[str]:
+        def sample(business: Business) -> DeliverySample | Exception | None:
+            try:
+                return sample_latest_delivery(self.archive, self.state, business, decryptor)
+            except Exception as error:  # this business's check fails with it, not the others'
+                return error
+
+        results, samples = {}, {}
+        for business, taken in zip(businesses, pool.map(sample, businesses), strict=True):
+            if isinstance(taken, Exception):
+                results[business.id] = _failed(check, business, taken)
+            elif taken is None:
+                results[business.id] = _result(
+                    check,
+                    business,
+                    True,
+                    dg.AssetCheckSeverity.ERROR,
+                    sampled_files=0,
+                    reason="no delivery yet",
+                )
+            else:
+                samples[business.id] = (business, taken)
+        try:
+            own = self._own_users({b: sample.user_ids for b, (_, sample) in samples.items()})
+        except Exception as error:
+            return results | {b: _failed(check, business, error) for b, (business, _) in samples.items()}
+        for business_id, (business, taken) in samples.items():
+            found = taken.isolation(own[business_id])
+            results[business_id] = _result(
+                check,
+                business,
+                passed=not found.foreign_rows,
+                severity=dg.AssetCheckSeverity.ERROR,
+                manifest_window=found.manifest_window,
+                sampled_files=found.sampled_files,
+                foreign_rows=found.foreign_rows,
+                files_with_foreign_rows=found.files_with_foreign_rows,
+            )
+        return results
+
+    def _own_users(self, sampled: Mapping[str, set[str]]) -> dict[str, set[str]]:
+        """Which of each business's sampled user ids are its users: one stream of the users of the
+        sampled businesses (a check op's, up to 200), keeping only the sampled ids."""
+        own: dict[str, set[str]] = {business_id: set() for business_id in sampled}
+        if not sampled:
+            return own
         query = WindowQuery(
-            self.users, "updated_at", *ALL_TIME, (("business_id", business.id),), columns=("user_id",)
+            self.users,
+            "updated_at",
+            *ALL_TIME,
+            columns=("business_id", "user_id"),
+            among=("business_id", tuple(sampled)),
         )
-        return {u for batch in self.warehouse.stream(query) for u in batch.column(0).to_pylist()}
+        for batch in self.warehouse.stream(query):
+            for business_id, user_id in zip(*(batch.column(n).to_pylist() for n in range(2)), strict=True):
+                if user_id in sampled[business_id]:
+                    own[business_id].add(user_id)
+        return own
 
 
 def run_windows(
@@ -278,18 +314,25 @@ def build_delivery_checks(
                 lookback = config.lookback or DEFAULT_LOOKBACK[cadence]
                 windows = last_windows(partitions, config.last, lookback, config.full_history)
 
-            def evaluate(check: dg.AssetCheckKey) -> dg.AssetCheckResult:
-                business = by_id[check.asset_key.path[-1]]
-                key = public_keys[business.id]
-                return evaluation.evaluate(DeliveryCheck(check.name), business, windows, key)
-
             selected = sorted(context.selected_asset_check_keys, key=lambda k: (k.asset_key.path, k.name))
-            certified = [by_id[k.asset_key.path[-1]] for k in selected if k.name == DeliveryCheck.DELIVERED]
+
+            def checked(check: DeliveryCheck) -> list[Business]:
+                return [by_id[k.asset_key.path[-1]] for k in selected if k.name == check]
+
             try:
-                evaluation.certifier.count_rows(certified, windows)
+                evaluation.certifier.count_rows(checked(DeliveryCheck.DELIVERED), windows)
             except Exception as error:  # each business's own count then fails its own check with it
                 context.log.warning(f"rows not counted for all businesses at once: {error}")
             with ThreadPoolExecutor(max_workers=config.concurrency) as pool:
+                isolation = evaluation.tenant_isolation(checked(DeliveryCheck.TENANT_ISOLATION), pool)
+
+                def evaluate(check: dg.AssetCheckKey) -> dg.AssetCheckResult:
+                    business = by_id[check.asset_key.path[-1]]
+                    if check.name == DeliveryCheck.TENANT_ISOLATION:
+                        return isolation[business.id]
+                    key = public_keys[business.id]
+                    return evaluation.evaluate(DeliveryCheck(check.name), business, windows, key)
+
                 yield from pool.map(evaluate, selected)
 
         return certify

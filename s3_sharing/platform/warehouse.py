@@ -79,13 +79,17 @@ class WindowQuery:
     equals: tuple[tuple[str, str], ...] = ()
     columns: tuple[str, ...] = ()
     order_by: tuple[str, ...] = field(default=())
+    among: tuple[str, tuple[str, ...]] | None = None
+    """(column, values): only the rows whose column holds one of the values (bound as ``in_0`` …)."""
 
     def __post_init__(self) -> None:
         names = [self.window_column, *self.columns, *self.order_by, *(c for c, _ in self.equals)]
-        for name in names:
+        for name in names + ([self.among[0]] if self.among else []):
             _identifier(name)
         if self.end <= self.start:
             raise ValueError(f"empty window [{self.start}, {self.end})")
+        if self.among is not None and not self.among[1]:
+            raise ValueError(f"no values for {self.among[0]} to be among")
 
     @property
     def sorts(self) -> bool:
@@ -94,6 +98,7 @@ class WindowQuery:
     def parameters(self) -> dict[str, Any]:
         bound: dict[str, Any] = {"window_start": naive_utc(self.start), "window_end": naive_utc(self.end)}
         bound.update({f"eq_{n}": value for n, (_, value) in enumerate(self.equals)})
+        bound.update({f"in_{n}": value for n, value in enumerate(self.among[1] if self.among else ())})
         return bound
 
     def render(self, table: str, quote: Callable[[str], str], marker: Callable[[str], str]) -> str:
@@ -101,12 +106,17 @@ class WindowQuery:
         window = quote(self.window_column)
         conditions = [f"{window} >= {marker('window_start')}", f"{window} < {marker('window_end')}"]
         conditions += equal_to(self.equals, quote, marker)
+        if self.among:
+            column, values = self.among
+            conditions.append(
+                f"{quote(column)} in ({', '.join(marker(f'in_{n}') for n in range(len(values)))})"
+            )
         return ordered(
             f"select {selected} from {table} where {' and '.join(conditions)}", self.order_by, quote
         )
 
     def render_count(self, table: str, quote: Callable[[str], str], marker: Callable[[str], str]) -> str:
-        inner = WindowQuery(self.relation, self.window_column, self.start, self.end, self.equals)
+        inner = replace(self, columns=(), order_by=())
         return count_of(inner.render(table, quote, marker))
 
 

@@ -61,6 +61,27 @@ def test_rows_of_another_business_are_counted_and_no_user_id_reaches_metadata(bu
     assert not [u for u in users if u in shown], "a user id reached the check's metadata"
 
 
+def test_a_row_of_a_user_the_warehouse_gives_to_another_business_is_foreign(built, stack):
+    deliver(built, HOUR)
+    # One of the users in acme's delivered hour now belongs to globex in the warehouse: acme's
+    # files carry rows of a user not its own, though every row says business acme.
+    (user, rows), *_ = query(
+        built,
+        "SELECT user_id, count(*) FROM main_marts.fi_data WHERE business_id = 'acme'"
+        " AND loaded_at >= TIMESTAMP '2026-01-01 05:00' AND loaded_at < TIMESTAMP '2026-01-01 06:00'"
+        " GROUP BY user_id ORDER BY user_id",
+    )
+    with duckdb.connect(str(built.duckdb_path)) as con:
+        con.execute("UPDATE raw.users SET business_id = 'globex' WHERE user_id = ?", [user])
+
+    checks = certify(built, lookback=1)
+
+    acme = checks[("acme", "tenant_isolation")]
+    assert not acme.passed
+    assert meta(acme, "foreign_rows") >= rows and meta(acme, "files_with_foreign_rows") >= 1
+    assert checks[("globex", "tenant_isolation")].passed
+
+
 def test_a_spreadsheet_safe_business_gets_neutralised_text_and_still_passes_its_audit(
     built, keys, tmp_path, monkeypatch
 ):
