@@ -16,7 +16,7 @@ which it shows as skipped beside the real (unpartitioned) one.
 """
 
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -108,7 +108,10 @@ class Evaluation:
     def evaluate(
         self, check: DeliveryCheck, business: Business, windows: list[Window], public_key: str
     ) -> dg.AssetCheckResult:
-        """One check of one business: its own trouble fails this check only, not the others'."""
+        """One check of one business: its own trouble fails this check only, not the others'.
+        ``tenant_isolation`` is evaluated for many businesses at once instead."""
+        if check is DeliveryCheck.TENANT_ISOLATION:
+            raise ValueError("tenant_isolation is evaluated by Evaluation.tenant_isolation")
         try:
             if check is DeliveryCheck.DELIVERED:
                 return self.delivered(business, windows)
@@ -165,7 +168,7 @@ class Evaluation:
         )
 
     def tenant_isolation(
-        self, businesses: Sequence[Business], pool: ThreadPoolExecutor
+        self, businesses: Sequence[Business], pool: Executor
     ) -> dict[str, dg.AssetCheckResult]:
         """Each business's latest delivery sampled (in ``pool``), then whose users the sampled user
         ids are asked of the warehouse for all of them at once."""

@@ -98,8 +98,7 @@ class WindowQuery:
     def parameters(self) -> dict[str, Any]:
         bound: dict[str, Any] = {"window_start": naive_utc(self.start), "window_end": naive_utc(self.end)}
         bound.update({f"eq_{n}": value for n, (_, value) in enumerate(self.equals)})
-        bound.update({f"in_{n}": value for n, value in enumerate(self.among[1] if self.among else ())})
-        return bound
+        return bound | (among_parameters(self.among[1]) if self.among else {})
 
     def render(self, table: str, quote: Callable[[str], str], marker: Callable[[str], str]) -> str:
         selected = ", ".join(quote(c) for c in self.columns) if self.columns else "*"
@@ -148,7 +147,7 @@ class WindowCountsQuery:
         bound: dict[str, Any] = {}
         for n, (start, end) in enumerate(self.windows):
             bound |= {f"start_{n}": naive_utc(start), f"end_{n}": naive_utc(end)}
-        return bound | {f"group_{n}": value for n, value in enumerate(self.group_values)}
+        return bound | among_parameters(self.group_values)
 
     def render(self, table: str, quote: Callable[[str], str], marker: Callable[[str], str]) -> str:
         moment, group = quote(self.window_column), quote(self.group_column)
@@ -158,11 +157,11 @@ class WindowCountsQuery:
         )
         first = min(range(len(self.windows)), key=lambda n: self.windows[n][0])
         last = max(range(len(self.windows)), key=lambda n: self.windows[n][1])
-        groups = ", ".join(marker(f"group_{n}") for n in range(len(self.group_values)))
         span = f"{moment} >= {marker(f'start_{first}')} and {moment} < {marker(f'end_{last}')}"
+        groups = among(self.group_column, self.group_values, quote, marker)
         return (
             f"select {group} as group_value, case {cases} end as window_index, count(*) as row_count "
-            f"from {table} where {span} and {group} in ({groups}) group by 1, 2"
+            f"from {table} where {span} and {groups} group by 1, 2"
         )
 
     def render_count(self, table: str, quote: Callable[[str], str], marker: Callable[[str], str]) -> str:
@@ -228,6 +227,17 @@ def equal_to(
 ) -> list[str]:
     """``column = <bound value>`` conditions; the values are bound as ``eq_0``, ``eq_1``, ..."""
     return [f"{quote(column)} = {marker(f'eq_{n}')}" for n, (column, _) in enumerate(equals)]
+
+
+def among(
+    column: str, values: tuple[str, ...], quote: Callable[[str], str], marker: Callable[[str], str]
+) -> str:
+    """``column in (<bound values>)``; the values are bound as ``in_0``, ``in_1``, ..."""
+    return f"{quote(column)} in ({', '.join(marker(f'in_{n}') for n in range(len(values)))})"
+
+
+def among_parameters(values: tuple[str, ...]) -> dict[str, str]:
+    return {f"in_{n}": value for n, value in enumerate(values)}
 
 
 def ordered(sql: str, order_by: tuple[str, ...], quote: Callable[[str], str]) -> str:

@@ -255,6 +255,7 @@ def test_one_failing_business_does_not_stop_the_others(settings, built, keys, tm
         # The check step is skipped after the failed step; the step evaluated the checks itself.
         checks = {(e.asset_key.path[-1], e.check_name): e for e in result.get_asset_check_evaluations()}
         assert checks[("umbrella", "delivered")].passed and checks[("umbrella", "tenant_isolation")].passed
+        assert checks[("umbrella", "tenant_isolation")].metadata["sampled_files"].value > 0
         assert not checks[("acme", "keys_valid")].passed and not checks[("acme", "delivered")].passed
         assert "no-such-bucket" in str(checks[("globex", "delivered")].metadata["error"].value)
 

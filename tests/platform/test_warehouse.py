@@ -102,11 +102,11 @@ def test_grouped_counts_bind_their_values():
         Relation(None, "marts", "rows"), "updated_at", ((START, END),), "business_id", ("x' or 1=1",)
     )
     sql = query.render("t", str, lambda name: f"@{name}")
-    assert "x'" not in sql and "@group_0" in sql and "@start_0" in sql
+    assert "x'" not in sql and "@in_0" in sql and "@start_0" in sql
     assert query.parameters() == {
         "start_0": START.replace(tzinfo=None),
         "end_0": END.replace(tzinfo=None),
-        "group_0": "x' or 1=1",
+        "in_0": "x' or 1=1",
     }
 
 
