@@ -15,6 +15,8 @@ and the rejected ones, in line order, to the FI's error file. What the platform 
 """
 
 import csv
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,7 +145,7 @@ def normalise(plain: Path, fi: FI, header: list[str], clean: CopySink, work: Pat
         clean_rows = CsvIntoCopy(clean, CLEAN_COLUMNS)
         error_writer = csv.writer(error_file)
         error_writer.writerow(ERROR_COLUMNS)
-        for batch in con.execute(_typed_query(fi)).to_arrow_reader(BATCH_ROWS):
+        for batch in _batches(con, fi):
             typed = pa.Table.from_batches([batch])
             rejected = typed.filter(pc.is_valid(typed["problem"])).sort_by("line")
             good = typed.filter(pc.is_null(typed["problem"])).select(list(CLEAN_COLUMNS))
@@ -164,6 +166,31 @@ def normalise(plain: Path, fi: FI, header: list[str], clean: CopySink, work: Pat
             totals[2] += pc.sum(typed["amount_minor"]).as_py() or 0
             totals[3] += pc.sum(rejected["amount_minor"]).as_py() or 0
     return Normalised(errors, *totals, extra)
+
+
+def _batches(con: duckdb.DuckDBPyConnection, fi: FI) -> Iterator[pa.RecordBatch]:
+    """The typed rows; a file whose CSV breaks on some line is rejected whole, naming the line."""
+    try:
+        yield from con.execute(_typed_query(fi)).to_arrow_reader(BATCH_ROWS)
+    except (duckdb.InvalidInputException, OSError) as error:  # Arrow's stream reraises it as OSError
+        if "CSV Error" not in str(error):
+            raise
+        raise FileRejected(f"{fi.owner}: the file cannot be read as CSV: {_csv_problem(error)}") from None
+
+
+def _csv_problem(error: Exception) -> str:
+    """Where and how DuckDB says the CSV breaks: its first line (the line number) and the last one
+    before its advice (what is wrong), never the line it quotes, which may hold a card number."""
+    lines = [line.strip() for line in str(error).split("Possible fixes")[0].splitlines() if line.strip()]
+    where = lines[0].removeprefix("Invalid Input Error: ")
+    quoted = next((n for n, line in enumerate(lines) if line.startswith("Original Line")), len(lines))
+    if quoted < len(lines) and lines[quoted].rstrip(":").strip() == "Original Line":
+        quoted += 1  # the quoted line is on the next line
+    what = lines[-1] if len(lines) - 1 > quoted else ""
+    return PAN_LIKE.sub("[digits left out]", f"{where}: {what}" if what else where)
+
+
+PAN_LIKE = re.compile(r"\d[\d -]{11,}\d")
 
 
 CLAWBACK_LIST = ", ".join(f"'{t}'" for t in CLAWBACK_TYPES)

@@ -184,18 +184,19 @@ class Processor:
         outcome.rules_version = rules.version
         try:
             header = read_header(plain, fi)
+            # A savepoint: a file that breaks halfway has sent rows into the staging COPY, and a
+            # rejected replay leaves what the earlier attempts loaded.
+            with connection.transaction():
+                forget_file(connection, earlier)
+                with staging(connection) as clean:
+                    normalised = normalise(plain, fi, header, clean, work)
         except FileRejected as rejected:
-            plain.unlink()
             outcome.status, outcome.reason = "rejected", str(rejected)
             outcome.error_file = self._publish_errors(
                 fi, version, outcome, work, [(0, "", "", "", str(rejected))]
             )
             self._record(connection, file_id, outcome)
             return
-        forget_file(connection, earlier)
-        try:
-            with staging(connection) as clean:
-                normalised = normalise(plain, fi, header, clean, work)
         finally:
             plain.unlink()
         loaded = load(connection, fi.id, program.id, rules, file_id)
