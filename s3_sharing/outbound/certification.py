@@ -164,9 +164,9 @@ class Certifier:
         ]
 
     def _expected_rows(self, business: Business, dataset: Dataset, windows: Sequence[Window]) -> list[int]:
-        """What each window must hold: a change window's rows were all received in it (one streaming
-        count over the span); a snapshot's are counted as of each window's end, by the query its
-        delivery ran."""
+        """What each window must hold: a change window's rows were all received in it (counted by
+        ``count_rows`` for many businesses at once, else by the same grouped query for this one); a
+        snapshot's are counted as of each window's end, by the query its delivery ran."""
         if business.contents is Contents.CHANGES:
             counted = self.counted.get((business.id, dataset), {})
             if all(w.start in counted for w in windows):
