@@ -89,7 +89,9 @@ def counts_by_window(
     """Rows per business and window, counted by the warehouse: one grouped query for every
     ``WINDOWS_PER_COUNT`` windows, whatever the number of businesses."""
     counts = {business_id: [0] * len(windows) for business_id in business_ids}
-    for first in range(0, len(windows) if business_ids else 0, WINDOWS_PER_COUNT):
+    if not business_ids:
+        return counts
+    for first in range(0, len(windows), WINDOWS_PER_COUNT):
         chunk = windows[first : first + WINDOWS_PER_COUNT]
         query = WindowCountsQuery(
             relation, column, tuple((w.start, w.end) for w in chunk), "business_id", tuple(business_ids)
