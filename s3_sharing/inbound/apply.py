@@ -23,6 +23,8 @@ from s3_sharing.inbound.sources import EntityImport
 from s3_sharing.inbound.validation import ERROR_COLUMNS, target_fields
 
 COPY_CHUNK = 1 << 20
+WORK_MEM = "256MB"
+"""For the file's statements: the sort by line and the hash of repeated keys stay in memory."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ def staging(connection: psycopg.Connection, item: EntityImport) -> Iterator[psyc
     # dropped at commit, but a dry run keeps one transaction (a savepoint per file) for all files
     connection.execute("DROP TABLE IF EXISTS pg_temp.staging, pg_temp.rejected")
     connection.execute("SET LOCAL jit = off")  # compiling the file's plans costs more than it saves
+    connection.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
     columns = [
         sql.SQL("{} {}").format(sql.Identifier(f.column), sql.SQL(POSTGRES_TYPES[f.type])) for f in fields
     ]

@@ -64,6 +64,7 @@ def test_migrations_apply_once_even_when_many_processes_migrate_at_once(postgres
         "0001_imports.sql",
         "0002_rewards.sql",
         "0003_clawback_originals.sql",
+        "0004_no_per_row_import_checks.sql",
     ]
 
 
