@@ -1,11 +1,12 @@
 """Import a source's files, entity by entity (parents first), file by file, each exactly once.
 
-For each file: stream it to a private temporary directory and hash it; under a per-file advisory
-lock, skip it if the ledger has this content under this key; validate it in Arrow batches; COPY the
-clean rows into staging; reject what only the database can judge; apply the rest; write the error
-file (customer's bucket under the folder's errors folder, and the GCS archive); record the ledger
-entry. The data and the ledger entry commit in one transaction, so a crash anywhere leaves
-nothing half-done and the rerun imports the file exactly once.
+For each file: stream it to a private temporary directory and hash it; under the entity's
+advisory lock (one import of a source's entity at a time), skip it if the ledger has this content
+under this key; validate it in Arrow batches; COPY the clean rows into staging; reject what only
+the database can judge; apply the rest; write the error file (customer's bucket under the folder's
+errors folder, and the GCS archive); record the ledger entry. The data and the ledger entry commit
+in one transaction, so a crash anywhere leaves nothing half-done and the rerun imports the file
+exactly once.
 """
 
 from __future__ import annotations
@@ -180,9 +181,9 @@ class Importer:
             )
             outcome.dry_run = dry_run
             with connection.transaction():  # a savepoint inside a dry run's transaction
+                # one import of an entity at a time: each sees the keys the one before it added
                 connection.execute(
-                    "SELECT pg_advisory_xact_lock(%s)",
-                    (advisory_lock_key(self.source.id, item.entity, self.bucket.location.bucket, file.key),),
+                    "SELECT pg_advisory_xact_lock(%s)", (advisory_lock_key(self.source.id, item.entity),)
                 )
                 outcome.attempt = self._attempt(connection, item, file, outcome)
                 if outcome.attempt and not replay:

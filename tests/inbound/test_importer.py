@@ -331,3 +331,76 @@ def test_a_process_killed_mid_file_leaves_nothing_and_the_rerun_imports_exactly_
     assert rows(postgres, "SELECT count(*), count(DISTINCT reference_code) FROM risks") == [(1000, 1000)]
     assert run(sources_file, postgres) == []
     assert rows(postgres, "SELECT count(*) FROM import_ledger") == [(1,)]
+
+
+IMPORT_FILES = """
+import sys, time
+from pathlib import Path
+from s3_sharing.inbound import importer as module
+from s3_sharing.inbound.importer import Importer
+from s3_sharing.inbound.sources import read_sources
+from s3_sharing.platform.postgres import Postgres
+from s3_sharing.platform.storage import S3Buckets
+
+real_apply = module.apply_rows
+
+def slow_apply(*args, **kwargs):  # a slow commit: the file's new keys stay uncommitted a second
+    applied = real_apply(*args, **kwargs)
+    time.sleep(1)
+    return applied
+
+module.apply_rows = slow_apply
+source = read_sources(Path(sys.argv[1])).get("pirani")
+importer = Importer(source, source.open_bucket(S3Buckets()), Postgres(dsn=sys.argv[2]))
+risks = source.entity("risks")
+files = importer.pending(risks)
+barrier = Path(sys.argv[4])
+(barrier / sys.argv[3]).touch()
+while len(list(barrier.iterdir())) < 2:  # both listed their files: now both import at once
+    time.sleep(0.01)
+for file in reversed(files) if sys.argv[3] == "reversed" else files:
+    outcome = importer.import_file(risks, file)
+    print(outcome.status, outcome.key, outcome.rows_created, outcome.rows_updated)
+"""
+
+
+def test_overlapping_runs_import_each_file_once_and_never_race_on_a_new_key(
+    sources_file, customer, postgres, tmp_path
+):
+    """Two processes import the same pending files at once, in opposite orders (a scheduled run and
+    an operator's), and the files upsert the same new keys: an upsert inserts the keys it did not
+    find, so without the entity's lock two files would insert a key at once and one would fail on
+    the unique index."""
+    import subprocess
+    import sys
+
+    files = [f"riesgos/{n}.csv" for n in range(4)]
+    for n, key in enumerate(files):
+        drop(
+            customer,
+            key,
+            RISK_HEADER,
+            [[f"R-{i}", f"Riesgo {i}", "market", str(n + 1), ""] for i in range(3000)],
+        )
+    command = [sys.executable, "-c", IMPORT_FILES, str(sources_file), postgres.dsn]
+    runs = [
+        subprocess.Popen(
+            [*command, order, str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for order in ("forward", "reversed")
+    ]
+    finished = [process.communicate(timeout=180) for process in runs]
+
+    assert [process.returncode for process in runs] == [0, 0], [err[-2000:] for _, err in finished]
+    outcomes = [line.split() for out, _ in finished for line in out.splitlines()]
+    imported = sorted(
+        (key, int(created), int(updated))
+        for status, key, created, updated in outcomes
+        if status == "imported"
+    )
+    assert [key for key, *_ in imported] == files  # each file once, by one of the two runs
+    assert sum(created for _, created, _ in imported) == 3000
+    assert sum(updated for *_, updated in imported) == 9000
+    assert sorted(status for status, *_ in outcomes) == ["imported"] * 4 + ["skipped"] * 4
+    assert rows(postgres, "SELECT count(*), count(DISTINCT reference_code) FROM risks") == [(3000, 3000)]
+    assert rows(postgres, "SELECT count(*) FROM import_ledger WHERE status = 'imported'") == [(4,)]
