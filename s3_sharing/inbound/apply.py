@@ -3,9 +3,9 @@
 The clean rows are COPYed into a temporary staging table as they are validated; then a few
 statements reject what only the database can judge (a key repeated in the file, an unknown parent,
 ``create`` of an existing key, ``update`` of a missing one) and apply the rest: an update, an
-insert, or for an upsert the update of the keys that exist then the insert of the others. Every
-rejection lands in the temporary ``rejected`` table with the validation errors, from which the
-error file is written in line order.
+insert, or an upsert (for a large file, the update of the keys that exist then the insert of the
+others). Every rejection lands in the temporary ``rejected`` table with the validation errors, from
+which the error file is written in line order.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from s3_sharing.inbound.validation import ERROR_COLUMNS, target_fields
 COPY_CHUNK = 1 << 20
 WORK_MEM = "256MB"
 """For the file's statements: the sort by line and the hash of repeated keys stay in memory."""
+SPLIT_UPSERT_ROWS = 10_000
 
 
 @dataclass(frozen=True)
@@ -164,51 +165,63 @@ def _existing(table: str) -> sql.Composable:
     ).format(t=sql.Identifier(table))
 
 
-def apply_rows(connection: psycopg.Connection, source_id: str, item: EntityImport, import_id: int) -> Applied:
-    """Apply every staged row; how many were created and updated. An upsert updates the keys that
-    exist, then inserts the others: two plain statements cost less than ``INSERT ... ON CONFLICT``,
-    which checks the key of every row for a conflict as it inserts it (a million new rows: 5.1 to 5.4 s
-    instead of 7.0 to 8.2 s). The caller holds the entity's lock, so no other import adds a key between
-    the two."""
-    table = ENTITIES[item.entity].table
-    target = sql.Identifier(table)
+def apply_rows(
+    connection: psycopg.Connection, source_id: str, item: EntityImport, import_id: int, staged_rows: int
+) -> Applied:
+    """Apply every staged row; how many were created and updated. An upsert of ``SPLIT_UPSERT_ROWS``
+    rows or more updates the keys that exist, then inserts the others: two joins cost less than
+    ``INSERT ... ON CONFLICT``, which probes the key index for every row as it inserts it (a million
+    new rows: 5.1 to 5.4 s instead of 7.0 to 8.2 s). A smaller file is one ``ON CONFLICT`` statement:
+    its probes are few, while the joins would read every row the source has whenever the table's
+    statistics lag behind a burst of files. The caller holds the entity's lock, so no other import
+    adds a key between the update and the insert."""
+    target = sql.Identifier(ENTITIES[item.entity].table)
     data = [f.column for f in target_fields(item) if f.name != PARENT_REFERENCE_CODE]
     if PARENT_REFERENCE_CODE in item.mapping:
         data.append("parent_id")
+    columns = sql.SQL(", ").join(map(sql.Identifier, data))
+    changed = [c for c in data if c != "reference_code"]
+    insert = sql.SQL(
+        "INSERT INTO {t} (source, {columns}, import_id) SELECT %s, {columns}, %s FROM staging s"
+    ).format(t=target, columns=columns)
+    if item.action == "upsert" and staged_rows < SPLIT_UPSERT_ROWS:
+        sets = sql.SQL(", ").join(
+            sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in [*changed, "import_id"]
+        )
+        # xmax is 0 on a freshly inserted row version and set on one that replaced an existing row
+        counted = connection.execute(
+            sql.SQL(
+                "WITH applied AS ({insert} ORDER BY line ON CONFLICT (source, reference_code)"
+                " DO UPDATE SET {sets}, updated_at = now() RETURNING xmax = 0 AS created)"
+                " SELECT count(*) FILTER (WHERE created), count(*) FILTER (WHERE NOT created) FROM applied"
+            ).format(insert=insert, sets=sets),
+            (source_id, import_id),
+        ).fetchone()
+        assert counted is not None
+        return Applied(created=int(counted[0]), updated=int(counted[1]))
     updated = created = 0
     if item.action != "create":
-        sets = [
+        sets = sql.SQL(", ").join(
             # an update keeps the parent the row has when the file names none; an upsert sets it
             sql.SQL("parent_id = coalesce(s.parent_id, t.parent_id)")
             if c == "parent_id" and item.action == "update"
             else sql.SQL("{c} = s.{c}").format(c=sql.Identifier(c))
-            for c in data
-            if c != "reference_code"
-        ]
+            for c in changed
+        )
         updated = connection.execute(
             sql.SQL(
-                "UPDATE {t} AS t SET {sets} FROM staging s"
+                "UPDATE {t} AS t SET {sets}, import_id = %s, updated_at = now() FROM staging s"
                 " WHERE t.source = %s AND t.reference_code = s.reference_code"
-            ).format(
-                t=target, sets=sql.SQL(", ").join([*sets, sql.SQL("import_id = %s, updated_at = now()")])
-            ),
+            ).format(t=target, sets=sets),
             (import_id, source_id),
         ).rowcount
     if item.action != "update":
-        columns = sql.SQL(", ").join(map(sql.Identifier, data))
-        new_keys = (
-            sql.SQL(
-                " WHERE NOT EXISTS (SELECT 1 FROM {t} t"
-                " WHERE t.source = %s AND t.reference_code = s.reference_code)"
-            ).format(t=target)
-            if item.action == "upsert"
-            else sql.SQL("")
-        )
+        new_keys = sql.SQL(
+            " WHERE NOT EXISTS (SELECT 1 FROM {t} t"
+            " WHERE t.source = %s AND t.reference_code = s.reference_code)"
+        ).format(t=target)
         created = connection.execute(
-            sql.SQL(
-                "INSERT INTO {t} (source, {columns}, import_id) SELECT %s, {columns}, %s FROM staging s"
-                "{new_keys} ORDER BY line"
-            ).format(t=target, columns=columns, new_keys=new_keys),
+            insert + (new_keys if item.action == "upsert" else sql.SQL("")) + sql.SQL(" ORDER BY line"),
             (source_id, import_id, source_id) if item.action == "upsert" else (source_id, import_id),
         ).rowcount
     return Applied(created=created, updated=updated)

@@ -250,7 +250,9 @@ class Importer:
                 f"{rejected_rows} of {validated.rows_read} rows rejected; error_policy reject_file"
             )
         else:
-            applied = apply_rows(connection, self.source.id, item, import_id)
+            applied = apply_rows(
+                connection, self.source.id, item, import_id, validated.rows_read - rejected_rows
+            )
         outcome.rows_created, outcome.rows_updated = applied.created, applied.updated
         outcome.rows_rejected = rejected_rows
         if rejected_rows:

@@ -6,6 +6,7 @@ import io
 
 import pytest
 
+from s3_sharing.inbound.apply import SPLIT_UPSERT_ROWS
 from s3_sharing.inbound.importer import Importer
 from s3_sharing.platform.storage import GcsArchive, S3Buckets
 
@@ -375,13 +376,9 @@ def test_overlapping_runs_import_each_file_once_and_never_race_on_a_new_key(
     import sys
 
     files = [f"riesgos/{n}.csv" for n in range(4)]
-    for n, key in enumerate(files):
-        drop(
-            customer,
-            key,
-            RISK_HEADER,
-            [[f"R-{i}", f"Riesgo {i}", "market", str(n + 1), ""] for i in range(3000)],
-        )
+    for n, key in enumerate(files):  # large enough for the update-then-insert upsert; 500 new keys each
+        keys = range(500 * n, 500 * n + SPLIT_UPSERT_ROWS)
+        drop(customer, key, RISK_HEADER, [[f"R-{i}", f"Riesgo {i}", "market", str(n + 1), ""] for i in keys])
     command = [sys.executable, "-c", IMPORT_FILES, str(sources_file), postgres.dsn]
     runs = [
         subprocess.Popen(
@@ -399,8 +396,11 @@ def test_overlapping_runs_import_each_file_once_and_never_race_on_a_new_key(
         if status == "imported"
     )
     assert [key for key, *_ in imported] == files  # each file once, by one of the two runs
-    assert sum(created for _, created, _ in imported) == 3000
-    assert sum(updated for *_, updated in imported) == 9000
+    distinct = SPLIT_UPSERT_ROWS + 1500
+    assert sum(created for _, created, _ in imported) == distinct
+    assert sum(updated for *_, updated in imported) == 4 * SPLIT_UPSERT_ROWS - distinct
     assert sorted(status for status, *_ in outcomes) == ["imported"] * 4 + ["skipped"] * 4
-    assert rows(postgres, "SELECT count(*), count(DISTINCT reference_code) FROM risks") == [(3000, 3000)]
+    assert rows(postgres, "SELECT count(*), count(DISTINCT reference_code) FROM risks") == [
+        (distinct, distinct)
+    ]
     assert rows(postgres, "SELECT count(*) FROM import_ledger WHERE status = 'imported'") == [(4,)]
