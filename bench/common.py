@@ -25,3 +25,10 @@ def fresh_database(admin_dsn: str) -> str:
     with psycopg.connect(admin_dsn, autocommit=True) as connection:
         connection.execute("CHECKPOINT")
     return dsn
+
+
+def typical(runs: list[dict]) -> dict:
+    """The run of median seconds, with the highest peak RSS of all the runs: this machine's timings
+    vary by half from one minute to the next, its memory does not."""
+    median = sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
+    return median | {"peak_rss_mb": max(r["peak_rss_mb"] for r in runs), "runs": len(runs)}

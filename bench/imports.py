@@ -4,7 +4,8 @@
 
 One source on the local S3 (moto, IAM enforced, the import role assumed) and a private PostgreSQL;
 each pipeline in its own process (so its peak RSS is its own; its seconds exclude interpreter start-up),
-each on a fresh database:
+each on a fresh database, in ``--repeat`` interleaved rounds (the median round of each is reported,
+with its highest peak RSS):
 
 - ``s3_sharing``: the product's ``Importer`` (download, SHA-256, Arrow validation, COPY into
   staging, set-based upsert, ledger and data in one transaction);
@@ -12,7 +13,7 @@ each on a fresh database:
   sources' sample code does), on the first ``--naive-rows`` rows only (its rows/s is what counts:
   at ~3,000 rows/s a million rows would take six minutes);
 - ``floor``: PostgreSQL ``COPY`` of the same CSV file (already local) into the same table (same
-  unique index and foreign key): no download, no hash, no checks, no staging, no error file.
+  indexes and foreign keys): no download, no hash, no checks, no staging, no error file.
 
 Then ``--files`` small files of ``--rows-per-file`` rows: the product's files/s against a floor of
 one COPY per file.
@@ -32,7 +33,7 @@ sys.path.insert(0, str(REPO))
 
 import psycopg  # noqa: E402
 
-from bench.common import fresh_database, own_peak_rss_mb  # noqa: E402
+from bench.common import fresh_database, own_peak_rss_mb, typical  # noqa: E402
 from s3_sharing.inbound.importer import Importer  # noqa: E402
 from s3_sharing.inbound.sources import ImportSource  # noqa: E402
 from s3_sharing.platform.postgres import Postgres  # noqa: E402
@@ -183,6 +184,7 @@ def main() -> None:
     parser.add_argument("--naive-rows", type=int, default=30_000)
     parser.add_argument("--files", type=int, default=1000)
     parser.add_argument("--rows-per-file", type=int, default=50)
+    parser.add_argument("--repeat", type=int, default=3, help="rounds of the large file's three pipelines")
     parser.add_argument("--child", choices=sorted(CHILDREN))
     parser.add_argument("--dsn")
     parser.add_argument("--file")
@@ -209,12 +211,21 @@ def main() -> None:
         write_rows(big, args.rows)
         aws.customer_client().upload_file(str(big), BUCKET, "big/big.csv")
         print(f"{args.rows:,} rows, {big.stat().st_size / 1e6:.0f} MB")
-        results = [
-            measure("floor", admin, file=big),
-            measure("naive", admin, file=big, naive_rows=min(args.naive_rows, args.rows)),
-            measure("s3_sharing", admin, source="big"),
-        ]
-        report(f"one {args.rows:,}-row file (upsert into risks)", results)
+        rounds = []
+        for round_number in range(1, args.repeat + 1):
+            rounds.append(
+                [
+                    measure("floor", admin, file=big),
+                    measure("naive", admin, file=big, naive_rows=min(args.naive_rows, args.rows)),
+                    measure("s3_sharing", admin, source="big"),
+                ]
+            )
+            print(
+                f"round {round_number}: "
+                + ", ".join(f"{r['pipeline']} {r['seconds']:.1f} s" for r in rounds[-1])
+            )
+        results = [typical(list(runs)) for runs in zip(*rounds, strict=True)]
+        report(f"one {args.rows:,}-row file (upsert into risks), median of {args.repeat} rounds", results)
         floor, naive, product = results
         naive_rate, product_rate = naive["rows"] / naive["seconds"], product["rows"] / product["seconds"]
         print(f"s3_sharing vs naive: {product_rate / naive_rate:.1f}x rows/s (target >= 30x)")
