@@ -136,6 +136,10 @@ def test_the_daily_cap_counts_earlier_files_of_the_same_business_day(fi, process
             tx(2, amount="30000.00", at="20:00"),
             tx(3, amount="30000.00", at="21:00"),
             tx(4, amount="30000.00", at="23:30"),
+            tx(5, user="u2", amount="30000.00", at="20:30"),  # u2 and u3 stay within the cap:
+            tx(6, user="u2", amount="5000.00", at="22:00"),  # they are not put in time order
+            tx(7, user="u3", amount="50000.00", at="09:00"),
+            tx(8, user="u3", amount="50000.00", at="10:00"),  # exactly the cap
         ],
     )
     list(processor.run(fi_))
@@ -144,8 +148,19 @@ def test_the_daily_cap_counts_earlier_files_of_the_same_business_day(fi, process
             "SELECT transaction_id, points, reason FROM reward_points ORDER BY 1"
         ).fetchall()
     # T4 at 23:30 Bogotá is still 2026-11-30 there (04:30 UTC the next day): the same business day
-    assert rows == [("T1", 600, "earned"), ("T2", 300, "earned"), ("T3", 100, "capped"), ("T4", 0, "capped")]
+    assert rows == [
+        ("T1", 600, "earned"),
+        ("T2", 300, "earned"),
+        ("T3", 100, "capped"),
+        ("T4", 0, "capped"),
+        ("T5", 300, "earned"),
+        ("T6", 50, "earned"),
+        ("T7", 500, "earned"),
+        ("T8", 500, "earned"),
+    ]
     assert balance(postgres, "u1") == [("debit_rewards", 1000)]
+    assert balance(postgres, "u2") == [("debit_rewards", 350)]
+    assert balance(postgres, "u3") == [("debit_rewards", 1000)]
 
 
 def test_a_new_rules_version_applies_to_files_that_land_after_it(fi, fi_keys, postgres, tmp_path, landing):
