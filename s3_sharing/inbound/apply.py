@@ -108,18 +108,20 @@ def reject(connection: psycopg.Connection, source_id: str, item: EntityImport) -
     """Move to ``rejected`` the staged rows only the database can judge."""
     entity = ENTITIES[item.entity]
     key_header, orphaned = item.mapping["referenceCode"], 0
-    connection.execute(  # one hash aggregate; only repeated keys are joined back
+    repeated = connection.execute(  # one hash aggregate; only repeated keys are joined back
         "UPDATE staging s SET first_line = d.first_line FROM (SELECT reference_code, min(line) AS first_line"
         " FROM staging GROUP BY reference_code HAVING count(*) > 1) d"
         " WHERE s.reference_code = d.reference_code AND s.line > d.first_line"
-    )
-    count = _reject(
-        connection,
-        sql.SQL("s.first_line IS NOT NULL"),
-        key_header,
-        "reference_code",
-        sql.SQL("'referenceCode repeated in this file (first at line ' || s.first_line || ')'"),
-    )
+    ).rowcount
+    count = 0
+    if repeated:  # else two more scans of the whole staging table would find nothing
+        count = _reject(
+            connection,
+            sql.SQL("s.first_line IS NOT NULL"),
+            key_header,
+            "reference_code",
+            sql.SQL("'referenceCode repeated in this file (first at line ' || s.first_line || ')'"),
+        )
     if entity.parent and PARENT_REFERENCE_CODE in item.mapping:
         connection.execute(
             sql.SQL(
