@@ -5,7 +5,8 @@ floor, in one run; then the time from a file landing to its points being queryab
 
 One signed, encrypted file (made by GnuPG as an FI makes it) in the local landing bucket (moto,
 IAM enforced) and a private PostgreSQL; each pipeline in its own process (its peak RSS is its own;
-its seconds exclude interpreter start-up), each on a fresh database:
+its seconds exclude interpreter start-up), each on a fresh database, in ``--repeat`` interleaved
+rounds (the median round of each is reported, with its highest peak RSS):
 
 - ``source``: what the design source's code does: the object read whole into memory, decrypted in
   memory, parsed with pandas, points computed, one ``INSERT`` per transaction and per reward row,
@@ -35,7 +36,7 @@ sys.path.insert(0, str(REPO))
 
 import psycopg  # noqa: E402
 
-from bench.common import fresh_database, own_peak_rss_mb  # noqa: E402
+from bench.common import fresh_database, own_peak_rss_mb, typical  # noqa: E402
 from s3_sharing.devtools import fi_files  # noqa: E402
 from s3_sharing.devtools.keygen import generate_key_pair  # noqa: E402
 from s3_sharing.platform.gnupg import gnupg_home, gpg  # noqa: E402
@@ -172,7 +173,10 @@ def latency(args, aws, registry_path: Path, keys: Path, postgres_dsn: str, direc
     points being committed, with the sensor and the runs in ``dagster dev``."""
     from s3_sharing.devtools.dagster_dev import dagster_dev
 
+    no_businesses = directory / "no-businesses.yaml"  # the endpoints deliver to none: no keys needed
+    no_businesses.write_text("businesses: []\n")
     environment = aws.environment() | {
+        "S3_SHARING_REGISTRY": str(no_businesses),
         "S3_SHARING_FI_REGISTRY": str(registry_path),
         "S3_SHARING_INBOUND_KEY_FILE": str(keys / "inbound.sec"),
         "S3_SHARING_SIGNING_KEY_FILE": str(keys / "platform.sec"),
@@ -220,7 +224,7 @@ def latency(args, aws, registry_path: Path, keys: Path, postgres_dsn: str, direc
 
 
 def report(rows: int, results: list[dict]) -> None:
-    print(f"\none {rows:,}-transaction file")
+    print(f"\none {rows:,}-transaction file, median of {results[0]['runs']} rounds")
     print(f"{'pipeline':<12} {'rows':>10} {'seconds':>8} {'rows/s':>10} {'peak MB':>8}")
     for r in results:
         rate, peak = r["rows"] / r["seconds"], r["peak_rss_mb"]
@@ -241,6 +245,7 @@ def main() -> None:
     parser.add_argument("--source-rows", type=int, default=20_000)
     parser.add_argument("--latency-rows", type=int, default=100_000)
     parser.add_argument("--latency-trials", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=3, help="rounds of the three pipelines")
     parser.add_argument("--child", choices=sorted(CHILDREN))
     for option in ("--dsn", "--registry", "--keys", "--key", "--work"):
         parser.add_argument(option)
@@ -290,12 +295,20 @@ def main() -> None:
                 "--work",
                 str(directory / "work"),
             ]
-            results = [
-                measure("source", admin, [*common, "--source-rows", str(args.source_rows)]),
-                measure("s3_sharing", admin, common),
-                measure("floor", admin, common),
-            ]
-            report(args.rows, results)
+            rounds = []
+            for round_number in range(1, args.repeat + 1):
+                rounds.append(
+                    [
+                        measure("source", admin, [*common, "--source-rows", str(args.source_rows)]),
+                        measure("s3_sharing", admin, common),
+                        measure("floor", admin, common),
+                    ]
+                )
+                print(
+                    f"round {round_number}: "
+                    + ", ".join(f"{r['pipeline']} {r['seconds']:.1f} s" for r in rounds[-1])
+                )
+            report(args.rows, [typical(list(runs)) for runs in zip(*rounds, strict=True)])
             if args.latency_trials:
                 dsn = fresh_database(admin)
                 trials, rows = args.latency_trials, args.latency_rows

@@ -27,6 +27,7 @@ COPY_CHUNK = 1 << 20
 WORK_MEM = "256MB"
 """For the file's statements: the sort by line and the hash of repeated keys stay in memory."""
 SPLIT_UPSERT_ROWS = 10_000
+"""From this many staged rows an upsert is an update then an insert (see ``apply_rows``)."""
 
 
 @dataclass(frozen=True)
