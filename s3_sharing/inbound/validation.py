@@ -48,9 +48,12 @@ class ValidationResult:
 
 
 def _existing_dates(text: pa.Array) -> pa.Array:
-    """True where ``YYYY-MM-DD`` names a real day (Arrow's strptime rolls 02-30 over to 03-02)."""
+    """True where ``YYYY-MM-DD`` names a real day: Arrow's strptime rolls 02-30 over to 03-02, so the
+    parsed day of the month must be the text's (compared as text: formatting the whole date back
+    with strftime took half of the validation's time)."""
     parsed = pc.strptime(text, format="%Y-%m-%d", unit="s", error_is_null=True)
-    return pc.fill_null(pc.equal(pc.strftime(parsed, format="%Y-%m-%d"), text), False)
+    day = pc.utf8_lpad(pc.cast(pc.day(parsed), pa.string()), width=2, padding="0")
+    return pc.fill_null(pc.equal(day, pc.utf8_slice_codeunits(text, 8, 10)), False)
 
 
 def _problem(field: Field) -> tuple[Callable[[pa.Array], pa.Array], str] | None:
