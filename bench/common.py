@@ -1,6 +1,8 @@
-"""What the benchmarks share: a process's own peak RSS, and a fresh migrated database."""
+"""What the benchmarks share: a process's own peak RSS, a fresh migrated database, and the
+median of interleaved rounds."""
 
 import uuid
+from collections.abc import Callable
 
 
 def own_peak_rss_mb() -> float:
@@ -25,6 +27,16 @@ def fresh_database(admin_dsn: str) -> str:
     with psycopg.connect(admin_dsn, autocommit=True) as connection:
         connection.execute("CHECKPOINT")
     return dsn
+
+
+def in_rounds(repeat: int, measure_round: Callable[[], list[dict]]) -> list[dict]:
+    """Each pipeline's typical run of ``repeat`` interleaved rounds (``measure_round`` measures every
+    pipeline once, in order), printing each round's seconds as it ends."""
+    rounds = []
+    for number in range(1, repeat + 1):
+        rounds.append(measure_round())
+        print(f"round {number}: " + ", ".join(f"{r['pipeline']} {r['seconds']:.1f} s" for r in rounds[-1]))
+    return [typical(list(runs)) for runs in zip(*rounds, strict=True)]
 
 
 def typical(runs: list[dict]) -> dict:

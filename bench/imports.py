@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO))
 
 import psycopg  # noqa: E402
 
-from bench.common import fresh_database, own_peak_rss_mb, typical  # noqa: E402
+from bench.common import fresh_database, in_rounds, own_peak_rss_mb  # noqa: E402
 from s3_sharing.inbound.importer import Importer  # noqa: E402
 from s3_sharing.inbound.sources import ImportSource  # noqa: E402
 from s3_sharing.platform.postgres import Postgres  # noqa: E402
@@ -211,20 +211,14 @@ def main() -> None:
         write_rows(big, args.rows)
         aws.customer_client().upload_file(str(big), BUCKET, "big/big.csv")
         print(f"{args.rows:,} rows, {big.stat().st_size / 1e6:.0f} MB")
-        rounds = []
-        for round_number in range(1, args.repeat + 1):
-            rounds.append(
-                [
-                    measure("floor", admin, file=big),
-                    measure("naive", admin, file=big, naive_rows=min(args.naive_rows, args.rows)),
-                    measure("s3_sharing", admin, source="big"),
-                ]
-            )
-            print(
-                f"round {round_number}: "
-                + ", ".join(f"{r['pipeline']} {r['seconds']:.1f} s" for r in rounds[-1])
-            )
-        results = [typical(list(runs)) for runs in zip(*rounds, strict=True)]
+        results = in_rounds(
+            args.repeat,
+            lambda: [
+                measure("floor", admin, file=big),
+                measure("naive", admin, file=big, naive_rows=min(args.naive_rows, args.rows)),
+                measure("s3_sharing", admin, source="big"),
+            ],
+        )
         report(f"one {args.rows:,}-row file (upsert into risks), median of {args.repeat} rounds", results)
         floor, naive, product = results
         naive_rate, product_rate = naive["rows"] / naive["seconds"], product["rows"] / product["seconds"]

@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 
 import psycopg  # noqa: E402
 
-from bench.common import fresh_database, own_peak_rss_mb, typical  # noqa: E402
+from bench.common import fresh_database, in_rounds, own_peak_rss_mb  # noqa: E402
 from s3_sharing.devtools import fi_files  # noqa: E402
 from s3_sharing.devtools.keygen import generate_key_pair  # noqa: E402
 from s3_sharing.platform.gnupg import gnupg_home, gpg  # noqa: E402
@@ -295,20 +295,15 @@ def main() -> None:
                 "--work",
                 str(directory / "work"),
             ]
-            rounds = []
-            for round_number in range(1, args.repeat + 1):
-                rounds.append(
-                    [
-                        measure("source", admin, [*common, "--source-rows", str(args.source_rows)]),
-                        measure("s3_sharing", admin, common),
-                        measure("floor", admin, common),
-                    ]
-                )
-                print(
-                    f"round {round_number}: "
-                    + ", ".join(f"{r['pipeline']} {r['seconds']:.1f} s" for r in rounds[-1])
-                )
-            report(args.rows, [typical(list(runs)) for runs in zip(*rounds, strict=True)])
+            measured = in_rounds(
+                args.repeat,
+                lambda: [
+                    measure("source", admin, [*common, "--source-rows", str(args.source_rows)]),
+                    measure("s3_sharing", admin, common),
+                    measure("floor", admin, common),
+                ],
+            )
+            report(args.rows, measured)
             if args.latency_trials:
                 dsn = fresh_database(admin)
                 trials, rows = args.latency_trials, args.latency_rows
