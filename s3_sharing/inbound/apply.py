@@ -105,15 +105,19 @@ def _reject(
     return deleted.rowcount
 
 
-def reject(connection: psycopg.Connection, source_id: str, item: EntityImport) -> Rejected:
-    """Move to ``rejected`` the staged rows only the database can judge."""
+def reject(
+    connection: psycopg.Connection, source_id: str, item: EntityImport, repeated_keys: bool | None
+) -> Rejected:
+    """Move to ``rejected`` the staged rows only the database can judge. ``repeated_keys`` is the
+    validation's count (False: no key repeats, so the search for repeats is skipped)."""
     entity = ENTITIES[item.entity]
-    key_header, orphaned = item.mapping["referenceCode"], 0
-    repeated = connection.execute(  # one hash aggregate; only repeated keys are joined back
-        "UPDATE staging s SET first_line = d.first_line FROM (SELECT reference_code, min(line) AS first_line"
-        " FROM staging GROUP BY reference_code HAVING count(*) > 1) d"
-        " WHERE s.reference_code = d.reference_code AND s.line > d.first_line"
-    ).rowcount
+    key_header, orphaned, repeated = item.mapping["referenceCode"], 0, 0
+    if repeated_keys is not False:
+        repeated = connection.execute(  # one hash aggregate; only repeated keys are joined back
+            "UPDATE staging s SET first_line = d.first_line FROM (SELECT reference_code, min(line) AS"
+            " first_line FROM staging GROUP BY reference_code HAVING count(*) > 1) d"
+            " WHERE s.reference_code = d.reference_code AND s.line > d.first_line"
+        ).rowcount
     count = 0
     if repeated:  # else two more scans of the whole staging table would find nothing
         count = _reject(

@@ -241,7 +241,7 @@ class Importer:
             return
         outcome.rows_read, outcome.extra_headers = validated.rows_read, validated.extra_headers
         stage_rejected(connection, errors)
-        judged = reject(connection, self.source.id, item)
+        judged = reject(connection, self.source.id, item, validated.repeated_keys)
         rejected_rows, outcome.rows_orphaned = validated.rows_rejected + judged.rows, judged.orphaned
         applied = Applied(0, 0)
         if rejected_rows and item.error_policy == "reject_file":

@@ -6,6 +6,7 @@ import io
 
 import pytest
 
+from s3_sharing.inbound import validation
 from s3_sharing.inbound.apply import SPLIT_UPSERT_ROWS
 from s3_sharing.inbound.importer import Importer
 from s3_sharing.platform.storage import GcsArchive, S3Buckets
@@ -152,9 +153,12 @@ def test_update_changes_only_the_mapped_fields_and_refuses_a_missing_key(sources
     ]
 
 
+@pytest.mark.parametrize("keys_budget", [validation.KEYS_BUDGET, 0], ids=["keys-counted", "too-many-keys"])
 def test_bad_values_are_rejected_row_by_row_with_line_column_value_and_reason(
-    sources_file, customer, postgres
+    sources_file, customer, postgres, monkeypatch, keys_budget
 ):
+    # With no room for the keys, the validation cannot tell whether one repeats: the database finds it.
+    monkeypatch.setattr(validation, "KEYS_BUDGET", keys_budget)
     drop(
         customer,
         "eventos/x.csv",
