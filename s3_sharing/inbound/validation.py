@@ -25,7 +25,8 @@ from s3_sharing.inbound.catalog import PARENT_REFERENCE_CODE, REFERENCE_CODE, Fi
 from s3_sharing.inbound.csv_copy import CopySink, CsvIntoCopy
 from s3_sharing.inbound.sources import EntityImport
 
-BLOCK_SIZE = 1 << 20  # bytes per Arrow batch: memory is a few dozen batches, whatever the file's size
+BLOCK_SIZE = 1 << 19
+"""Bytes per Arrow batch: memory is a few batches, whatever the file's size (1 MiB: 20 MB more at peak)."""
 KEYS_BUDGET = 64 << 20
 """Bytes of key fingerprints kept (8 per row): a larger file's repeats are found by the database."""
 ERROR_COLUMNS = ("line", "referenceCode", "column", "value", "message")
@@ -185,11 +186,14 @@ def validate(path: Path, item: EntityImport, clean: CopySink, errors: TextIO) ->
     schema = pa.schema([("line", pa.int64())] + [(f.column, pa.string()) for f in fields])
     clean_rows, clean_keys = CsvIntoCopy(clean, schema.names), KeyCount(KEYS_BUDGET)
     try:
-        with pacsv.open_csv(
-            path,
-            read_options=pacsv.ReadOptions(block_size=BLOCK_SIZE, use_threads=False),
-            convert_options=options,
-        ) as reader:
+        with (
+            path.open("rb") as raw,  # Arrow reads ahead dozens of blocks from a path, not from this
+            pacsv.open_csv(
+                raw,
+                read_options=pacsv.ReadOptions(block_size=BLOCK_SIZE, use_threads=False),
+                convert_options=options,
+            ) as reader,
+        ):
             for batch in reader:
                 first_line = result.rows_read + 2
                 result.rows_read += batch.num_rows
