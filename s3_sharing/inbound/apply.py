@@ -109,7 +109,7 @@ def reject(
     connection: psycopg.Connection, source_id: str, item: EntityImport, repeated_keys: bool | None
 ) -> Rejected:
     """Move to ``rejected`` the staged rows only the database can judge. ``repeated_keys`` is the
-    validation's count (False: no key repeats, so the search for repeats is skipped)."""
+    validation's answer (False: no key repeats in the file, so none is looked for)."""
     entity = ENTITIES[item.entity]
     key_header, orphaned, repeated = item.mapping["referenceCode"], 0, 0
     if repeated_keys is not False:

@@ -16,19 +16,17 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from s3_sharing.inbound.catalog import PARENT_REFERENCE_CODE, REFERENCE_CODE, Field, FieldType, column_name
 from s3_sharing.inbound.csv_copy import CopySink, CsvIntoCopy
+from s3_sharing.inbound.repeats import KEYS_BUDGET, KeyFingerprints
 from s3_sharing.inbound.sources import EntityImport
 
 BLOCK_SIZE = 1 << 19
 """Bytes per Arrow batch: memory is a few batches, whatever the file's size (1 MiB: 20 MB more at peak)."""
-KEYS_BUDGET = 64 << 20
-"""Bytes of key fingerprints kept (8 per row): a larger file's repeats are found by the database."""
 ERROR_COLUMNS = ("line", "referenceCode", "column", "value", "message")
 _INTEGER = r"^[+-]?\d{1,18}$"
 _DECIMAL = r"^[+-]?\d{1,20}(\.\d{1,10})?$"
@@ -52,50 +50,6 @@ class ValidationResult:
     repeated_keys: bool | None = None
     """False if no two clean rows have the same referenceCode; True if they may; None: not counted
     (too many keys)."""
-
-
-class KeyCount:
-    """A 64-bit fingerprint of each clean row's key, while they fit in ``budget`` bytes (8 per row):
-    if no two are equal, no key repeats, and a file without repeats is spared the database's hash
-    aggregate of every staged row (0.9 s of a million-row import). Equal fingerprints only mean the
-    database must look: a collision costs time, never a wrong answer. Fingerprints, not the keys,
-    because a million keys and Arrow's count of them took 70 MB instead of 16."""
-
-    def __init__(self, budget: int) -> None:
-        self.budget = budget
-        self.fingerprints: list[np.ndarray] | None = []
-
-    def add(self, keys: pa.Array) -> None:
-        self.budget -= 8 * len(keys)
-        if self.budget < 0:
-            self.fingerprints = None
-        elif self.fingerprints is not None:
-            self.fingerprints.append(_fingerprints(keys))
-
-    def repeated(self) -> bool | None:
-        if self.fingerprints is None:
-            return None
-        ordered = np.concatenate([np.empty(0, np.uint64), *self.fingerprints])
-        self.fingerprints.clear()
-        ordered.sort()
-        return bool(np.any(ordered[1:] == ordered[:-1]))
-
-
-_MULTIPLIER = np.uint64(0x100000001B3)  # FNV-1's prime: odd, so every byte position counts
-
-
-def _fingerprints(keys: pa.Array) -> np.ndarray:
-    """A polynomial hash (mod 2**64) of each string, computed over Arrow's buffers; equal strings
-    (and all empty or null ones) get equal fingerprints."""
-    keys = keys.cast(pa.large_string())  # 64-bit offsets, whatever the batch's
-    offsets = np.frombuffer(keys.buffers()[1], np.int64)[keys.offset : keys.offset + len(keys) + 1]
-    data = np.frombuffer(keys.buffers()[2] or b"", np.uint8)[offsets[0] : offsets[-1]].astype(np.uint64)
-    starts, lengths = offsets[:-1] - offsets[0], np.diff(offsets)
-    position = np.arange(len(data)) - np.repeat(starts, lengths)  # of each byte in its string
-    powers = np.cumprod(np.full(max(int(lengths.max(initial=0)), 1), _MULTIPLIER, np.uint64))
-    terms = np.append(data * powers[position], np.uint64(0))  # reduceat needs an index past the end
-    hashed = np.where(lengths > 0, np.add.reduceat(terms, starts), np.uint64(0))
-    return hashed * _MULTIPLIER + lengths.astype(np.uint64)
 
 
 def _existing_dates(text: pa.Array) -> pa.Array:
@@ -184,7 +138,7 @@ def validate(path: Path, item: EntityImport, clean: CopySink, errors: TextIO) ->
         strings_can_be_null=False,
     )
     schema = pa.schema([("line", pa.int64())] + [(f.column, pa.string()) for f in fields])
-    clean_rows, clean_keys = CsvIntoCopy(clean, schema.names), KeyCount(KEYS_BUDGET)
+    clean_rows, clean_keys = CsvIntoCopy(clean, schema.names), KeyFingerprints(KEYS_BUDGET)
     try:
         with (
             path.open("rb") as raw,  # Arrow reads ahead dozens of blocks from a path, not from this

@@ -9,8 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from s3_sharing.inbound import validation
+from s3_sharing.inbound.repeats import KeyFingerprints
 from s3_sharing.inbound.sources import ImportSource
-from s3_sharing.inbound.validation import KeyCount, validate
+from s3_sharing.inbound.validation import validate
 
 MAPPING = {
     "referenceCode": "Code",
@@ -106,7 +107,7 @@ def test_keys_beyond_the_budget_are_not_counted_here(tmp_path, monkeypatch):
     cuts=st.lists(st.integers(min_value=0, max_value=60), max_size=5),
 )
 def test_a_repeat_is_never_missed_however_the_keys_fall_into_batches(keys, cuts):
-    count = KeyCount(budget=1 << 20)
+    count = KeyFingerprints(budget=1 << 20)
     bounds = sorted({0, len(keys), *(c for c in cuts if c < len(keys))})
     whole = pa.array(keys, pa.string())
     for start, end in itertools.pairwise(bounds):

@@ -74,8 +74,16 @@ def forget_file(connection: psycopg.Connection, file_ids: list[int]) -> None:
     connection.execute("DELETE FROM fi_transactions WHERE file_id = ANY(%s)", (file_ids,))
 
 
-def load(connection: psycopg.Connection, fi: str, program: str, rules: RulesVersion, file_id: int) -> Loaded:
-    """The staged file into the transactions, reward points and balances."""
+def load(
+    connection: psycopg.Connection,
+    fi: str,
+    program: str,
+    rules: RulesVersion,
+    file_id: int,
+    repeated_ids: bool | None,
+) -> Loaded:
+    """The staged file into the transactions, reward points and balances. ``repeated_ids`` is the
+    normalisation's answer (False: no id repeats in the file, so none is looked for)."""
     connection.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
     connection.execute("SET LOCAL jit = off")  # compiling these plans costs more than it saves
     connection.execute("ANALYZE staging")
@@ -86,12 +94,14 @@ def load(connection: psycopg.Connection, fi: str, program: str, rules: RulesVers
         " SELECT count(*), coalesce(sum(amount_minor), 0) FROM gone",
         (fi,),
     ).fetchone()
-    repeated = connection.execute(  # one hash aggregate finds the ids repeated in the file
-        "WITH first AS (SELECT transaction_id, min(line) AS line FROM staging GROUP BY 1"
-        " HAVING count(*) > 1), gone AS (DELETE FROM staging s USING first f"
-        " WHERE s.transaction_id = f.transaction_id AND s.line > f.line RETURNING s.amount_minor)"
-        " SELECT count(*), coalesce(sum(amount_minor), 0) FROM gone"
-    ).fetchone()
+    repeated = (0, 0)
+    if repeated_ids is not False:
+        repeated = connection.execute(  # one hash aggregate finds the ids repeated in the file
+            "WITH first AS (SELECT transaction_id, min(line) AS line FROM staging GROUP BY 1"
+            " HAVING count(*) > 1), gone AS (DELETE FROM staging s USING first f"
+            " WHERE s.transaction_id = f.transaction_id AND s.line > f.line RETURNING s.amount_minor)"
+            " SELECT count(*), coalesce(sum(amount_minor), 0) FROM gone"
+        ).fetchone()
     assert earlier is not None and repeated is not None
     unknown = connection.execute(
         "DELETE FROM staging s WHERE s.type = ANY(%(claw)s) AND NOT EXISTS (SELECT 1 FROM fi_transactions t"

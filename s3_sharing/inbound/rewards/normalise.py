@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from s3_sharing.inbound.csv_copy import CopySink, CsvIntoCopy
+from s3_sharing.inbound.repeats import KEYS_BUDGET, KeyFingerprints
 from s3_sharing.inbound.rewards.registry import CLAWBACK_TYPES, REQUIRED_FIELDS, TRANSACTION_TYPES
 from s3_sharing.inbound.rewards.registry import FinancialInstitution as FI
 
@@ -81,6 +82,8 @@ class Normalised:
     amount_read_minor: int
     amount_rejected_minor: int
     extra_headers: list[str]
+    repeated_ids: bool | None
+    """Whether two clean rows may have the same transaction id (``KeyFingerprints.repeated``)."""
 
 
 def read_header(path: Path, fi: FI) -> list[str]:
@@ -142,7 +145,7 @@ def normalise(plain: Path, fi: FI, header: list[str], clean: CopySink, work: Pat
             f"'{_quote(str(plain))}', header = true, auto_detect = false, parallel = false,"
             f" columns = {{{columns}}})"
         )
-        clean_rows = CsvIntoCopy(clean, CLEAN_COLUMNS)
+        clean_rows, clean_ids = CsvIntoCopy(clean, CLEAN_COLUMNS), KeyFingerprints(KEYS_BUDGET)
         error_writer = csv.writer(error_file)
         error_writer.writerow(ERROR_COLUMNS)
         for batch in _batches(con, fi):
@@ -150,6 +153,7 @@ def normalise(plain: Path, fi: FI, header: list[str], clean: CopySink, work: Pat
             rejected = typed.filter(pc.is_valid(typed["problem"])).sort_by("line")
             good = typed.filter(pc.is_null(typed["problem"])).select(list(CLEAN_COLUMNS))
             clean_rows.write(good)
+            clean_ids.add(good["transaction_id"].combine_chunks())
             problems = rejected["problem"].combine_chunks()
             error_writer.writerows(
                 zip(
@@ -165,7 +169,7 @@ def normalise(plain: Path, fi: FI, header: list[str], clean: CopySink, work: Pat
             totals[1] += rejected.num_rows
             totals[2] += pc.sum(typed["amount_minor"]).as_py() or 0
             totals[3] += pc.sum(rejected["amount_minor"]).as_py() or 0
-    return Normalised(errors, *totals, extra)
+    return Normalised(errors, *totals, extra, clean_ids.repeated())
 
 
 def _batches(con: duckdb.DuckDBPyConnection, fi: FI) -> Iterator[pa.RecordBatch]:

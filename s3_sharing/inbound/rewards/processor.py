@@ -199,7 +199,7 @@ class Processor:
             return
         finally:
             plain.unlink()
-        loaded = load(connection, fi.id, program.id, rules, file_id)
+        loaded = load(connection, fi.id, program.id, rules, file_id, normalised.repeated_ids)
         outcome.extra_headers = normalised.extra_headers
         outcome.rows_read = normalised.rows_read
         outcome.rows_duplicate = loaded.rows_duplicate

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from s3_sharing.inbound.rewards import load as load_module
+from s3_sharing.inbound.rewards import normalise
 from s3_sharing.inbound.rewards.processor import balance
 from s3_sharing.inbound.rewards.registry import read_fi_registry
 
@@ -68,9 +69,12 @@ def test_duplicates_within_and_across_files_load_once(fi, processor, fi_registry
     assert totals(postgres)[:3] == (3, 300, 300)
 
 
+@pytest.mark.parametrize("ids_budget", [normalise.KEYS_BUDGET, 0], ids=["ids-counted", "too-many-ids"])
 def test_the_first_line_of_a_repeated_id_is_loaded_and_the_repeat_is_counted_with_its_amount(
-    fi, processor, fi_registry, postgres
+    fi, processor, fi_registry, postgres, monkeypatch, ids_budget
 ):
+    # With no room for the ids, the normalisation cannot tell whether one repeats: the database finds it.
+    monkeypatch.setattr(normalise, "KEYS_BUDGET", ids_budget)
     rows = [tx(1, amount="100.00"), tx(2, amount="20.00", user="u2"), tx(1, amount="900.00", user="u3")]
     fi.drop("a", rows)
     (outcome,) = list(processor.run(fi_registry.fi(FI)))
