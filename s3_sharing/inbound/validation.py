@@ -16,6 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -151,7 +152,7 @@ def validate(path: Path, item: EntityImport, clean: CopySink, errors: TextIO) ->
             for batch in reader:
                 first_line = result.rows_read + 2
                 result.rows_read += batch.num_rows
-                lines = pa.array(range(first_line, first_line + batch.num_rows), pa.int64())
+                lines = pa.array(np.arange(first_line, first_line + batch.num_rows, dtype=np.int64))
                 bad = pa.repeat(pa.scalar(False), batch.num_rows)
                 columns = [lines]
                 for f in fields:
