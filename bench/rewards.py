@@ -76,6 +76,18 @@ def child_product(args: argparse.Namespace) -> dict:
     return {"rows": outcome.rows_loaded}
 
 
+SOURCE_SCHEMA = """
+CREATE SCHEMA source;
+CREATE TABLE source.transactions (transaction_id text PRIMARY KEY, user_id text NOT NULL, card_token text,
+    amount_minor bigint NOT NULL, currency char(3) NOT NULL, occurred_at timestamp with time zone NOT NULL,
+    business_day date NOT NULL, type text NOT NULL, mcc char(4), merchant text);
+CREATE TABLE source.reward_points (transaction_id text PRIMARY KEY, user_id text NOT NULL,
+    business_day date NOT NULL, points bigint NOT NULL);
+"""
+"""The design source's two tables ("a transactions table stored normalized transaction data, a
+reward_points table stored computed reward points"), keyed as ours are."""
+
+
 def child_source(args: argparse.Namespace) -> dict:
     """Seed 003's Lambda, made to run: the whole object in memory, decrypted in memory, pandas,
     points as amount * 0.01, one INSERT per row (its sample loads row by row)."""
@@ -92,15 +104,12 @@ def child_source(args: argparse.Namespace) -> dict:
     frame = pd.read_csv(io.BytesIO(plain), dtype=str, keep_default_na=False, nrows=args.source_rows)
     frame["points"] = (frame["monto"].astype(float) * 0.01).astype(int)
     with psycopg.connect(args.dsn) as connection, connection.cursor() as cursor:
-        (ledger,) = cursor.execute(
-            "INSERT INTO fi_file_ledger (fi, bucket, key, version_id, etag, size, sha256, landed_at, status,"
-            " started_at) VALUES ('source', 'b', 'k', 'v', 'e', 0, 's', now(), 'loaded', now()) RETURNING id"
-        ).fetchone()
+        cursor.execute(SOURCE_SCHEMA)
         for row in frame.itertuples(index=False):
             cursor.execute(
-                "INSERT INTO fi_transactions (fi, transaction_id, user_id, card_token, amount_minor,"
-                " currency, occurred_at, business_day, type, mcc, merchant, file_id) VALUES"
-                " ('source', %s, %s, %s, %s, %s, %s, %s::timestamptz::date, %s, %s, %s, %s)",
+                "INSERT INTO source.transactions (transaction_id, user_id, card_token, amount_minor,"
+                " currency, occurred_at, business_day, type, mcc, merchant) VALUES"
+                " (%s, %s, %s, %s, %s, %s, %s::timestamptz::date, %s, %s, %s)",
                 (
                     row.id_transaccion,
                     row.cliente,
@@ -112,14 +121,12 @@ def child_source(args: argparse.Namespace) -> dict:
                     row.tipo,
                     row.mcc,
                     row.comercio,
-                    ledger,
                 ),
             )
             cursor.execute(
-                "INSERT INTO reward_points (fi, transaction_id, program, user_id, business_day,"
-                " rules_version, points, reason, file_id)"
-                " VALUES ('source', %s, 'p', %s, %s::timestamptz::date, 1, %s, 'earned', %s)",
-                (row.id_transaccion, row.cliente, row.fecha, row.points, ledger),
+                "INSERT INTO source.reward_points (transaction_id, user_id, business_day, points)"
+                " VALUES (%s, %s, %s::timestamptz::date, %s)",
+                (row.id_transaccion, row.cliente, row.fecha, row.points),
             )
     return {"rows": len(frame)}
 

@@ -65,7 +65,39 @@ def test_migrations_apply_once_even_when_many_processes_migrate_at_once(postgres
         "0002_rewards.sql",
         "0003_clawback_originals.sql",
         "0004_no_per_row_import_checks.sql",
+        "0005_rewards_on_the_transaction_row.sql",
     ]
+
+
+def test_rewards_loaded_before_0005_move_onto_their_transactions_and_read_the_same(postgres, tmp_path):
+    from s3_sharing.platform.postgres import MIGRATIONS
+
+    with postgres.connect() as connection:  # a database as 0004 left it, with a file loaded
+        connection.execute("DROP SCHEMA public CASCADE")
+        connection.execute("CREATE SCHEMA public")
+        for _, path in migration_files()[:4]:
+            (tmp_path / path.name).write_text(path.read_text())
+        migrate(connection, tmp_path)
+        connection.execute(
+            "INSERT INTO fi_transactions (fi, transaction_id, user_id, amount_minor, currency, occurred_at,"
+            " business_day, type, original_transaction_id, file_id) VALUES"
+            " ('bank', 'T1', 'u1', 20000, 'COP', now(), '2026-11-30', 'purchase', NULL, 1),"
+            " ('bank', 'T2', 'u1', 5000, 'COP', now(), '2026-11-30', 'refund', 'T1', 1)"
+        )
+        connection.execute(
+            "INSERT INTO reward_points (fi, transaction_id, program, user_id, business_day, rules_version,"
+            " points, reason, file_id) VALUES"
+            " ('bank', 'T1', 'debit', 'u1', '2026-11-30', 1, 200, 'earned', 1),"
+            " ('bank', 'T2', 'debit', 'u1', '2026-11-30', 1, -50, 'clawback', 1)"
+        )
+        read = "SELECT transaction_id, program, rules_version, points, reason, file_id FROM reward_points"
+        before = connection.execute(read + " ORDER BY 1").fetchall()
+
+        assert migrate(connection, MIGRATIONS) == ["0005_rewards_on_the_transaction_row.sql"]
+        assert connection.execute(read + " ORDER BY 1").fetchall() == before
+        assert connection.execute(
+            "SELECT transaction_id, points, reason FROM fi_transactions ORDER BY 1"
+        ).fetchall() == [("T1", 200, "earned"), ("T2", -50, "clawback")]
 
 
 def test_a_migration_changed_after_it_was_applied_is_refused_by_name(postgres, tmp_path):

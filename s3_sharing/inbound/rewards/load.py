@@ -1,9 +1,9 @@
 """Load one normalised file into PostgreSQL, set-based, inside the caller's transaction: the file is
 COPYed into staging as it is normalised, then a few statements: repeats within the file and
 duplicates of earlier files set aside, clawbacks whose original is unknown rejected, the
-transactions inserted, one reward row per transaction computed by the file's rules version (points,
-multipliers, exclusions, the daily cap, rounding, clawbacks), and the balances moved by exactly the
-sum of the new reward rows.
+transactions inserted, each row with its reward computed by the file's rules version (points,
+multipliers, exclusions, the daily cap, rounding, clawbacks; ``reward_points`` is a view of those
+columns), and the balances moved by exactly the sum of the new rows' points.
 """
 
 import json
@@ -53,24 +53,23 @@ def staging(connection: psycopg.Connection) -> Iterator[psycopg.Copy]:
 
 
 def forget_file(connection: psycopg.Connection, file_ids: list[int]) -> None:
-    """Take back what earlier attempts of a file loaded (a replay recomputes it): their reward
-    rows leave the balances, then their rows and transactions go."""
+    """Take back what earlier attempts of a file loaded (a replay recomputes it): their points
+    leave the balances and the days' totals, then their transactions go."""
     if not file_ids:
         return
     connection.execute(
         "UPDATE reward_balances b SET points = b.points - r.points, updated_at = now() FROM"
-        " (SELECT program, user_id, sum(points) AS points FROM reward_points WHERE file_id = ANY(%s)"
+        " (SELECT program, user_id, sum(points) AS points FROM fi_transactions WHERE file_id = ANY(%s)"
         " GROUP BY 1, 2) r WHERE b.program = r.program AND b.user_id = r.user_id",
         (file_ids,),
     )
     connection.execute(
         "UPDATE reward_daily_earned d SET points = d.points - r.points FROM (SELECT program, user_id,"
-        " business_day, sum(points) AS points FROM reward_points WHERE file_id = ANY(%s) AND points > 0"
+        " business_day, sum(points) AS points FROM fi_transactions WHERE file_id = ANY(%s) AND points > 0"
         " GROUP BY 1, 2, 3) r WHERE (d.program, d.user_id, d.business_day) = (r.program, r.user_id,"
         " r.business_day)",
         (file_ids,),
     )
-    connection.execute("DELETE FROM reward_points WHERE file_id = ANY(%s)", (file_ids,))
     connection.execute("DELETE FROM fi_transactions WHERE file_id = ANY(%s)", (file_ids,))
 
 
@@ -82,8 +81,9 @@ def load(
     file_id: int,
     repeated_ids: bool | None,
 ) -> Loaded:
-    """The staged file into the transactions, reward points and balances. ``repeated_ids`` is the
-    normalisation's answer (False: no id repeats in the file, so none is looked for)."""
+    """The staged file into the transactions (each with its reward) and the balances.
+    ``repeated_ids`` is the normalisation's answer (False: no id repeats in the file, so none is
+    looked for)."""
     connection.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
     connection.execute("SET LOCAL jit = off")  # compiling these plans costs more than it saves
     connection.execute("ANALYZE staging")
@@ -110,20 +110,15 @@ def load(
         " AND o.type <> ALL(%(claw)s)) RETURNING line, transaction_id, original_transaction_id, amount_minor",
         {"claw": list(CLAWBACK_TYPES), "fi": fi},
     ).fetchall()
-    inserted = connection.execute(
-        "WITH inserted AS (INSERT INTO fi_transactions (fi, transaction_id, user_id, card_token,"
-        " amount_minor, currency, occurred_at, business_day, type, mcc, merchant, original_transaction_id,"
-        " file_id) SELECT %s, transaction_id, user_id, card_token, amount_minor, currency,"
-        " occurred_at AT TIME ZONE 'UTC', business_day, type, mcc, merchant, original_transaction_id, %s"
-        " FROM staging"
-        " ORDER BY transaction_id"  # the primary key's order: index pages filled in turn, not at random
-        " RETURNING amount_minor)"
-        " SELECT count(*), coalesce(sum(amount_minor), 0) FROM inserted",
-        (fi, file_id),
-    ).fetchone()
-    assert inserted is not None
-    _earn(connection, fi, program, rules, file_id)
-    _claw_back(connection, fi, program, rules, file_id)
+    values = {
+        "fi": fi,
+        "program": program,
+        "version": rules.version,
+        "file_id": file_id,
+        "clawbacks": list(CLAWBACK_TYPES),
+    }
+    earned = _earn(connection, rules, values)
+    clawed = _claw_back(connection, rules, values)
     moved = connection.execute(
         "WITH moved AS (INSERT INTO reward_balances (program, user_id, points)"
         " SELECT %s, user_id, sum(points) FROM balance_moves GROUP BY 2"
@@ -134,8 +129,8 @@ def load(
     ).fetchone()
     assert moved is not None
     return Loaded(
-        int(inserted[0]),
-        int(inserted[1]),
+        earned[0] + clawed[0],
+        earned[1] + clawed[1],
         int(earlier[0]) + int(repeated[0]),
         int(earlier[1]) + int(repeated[1]),
         int(moved[0]),
@@ -143,116 +138,131 @@ def load(
     )
 
 
-def _earn(connection: psycopg.Connection, fi: str, program: str, rules: RulesVersion, file_id: int) -> None:
-    """Purchases (and the other earning types) earn ``points_per_unit`` per major unit times their
-    merchant category's multiplier, rounded per transaction; excluded types earn 0; the daily cap
-    counts what the user earned that business day in earlier files, then this file's transactions
-    in time order. The days' totals are kept; what each user earned goes to ``balance_moves``."""
+_INSERTED_COLUMNS = (
+    "fi, transaction_id, user_id, card_token, amount_minor, currency, occurred_at, business_day, type, mcc,"
+    " merchant, original_transaction_id, file_id, program, rules_version, points, reason"
+)
+_FROM_STAGING = (
+    "%(fi)s, transaction_id, user_id, card_token, amount_minor, currency, occurred_at AT TIME ZONE 'UTC',"
+    " business_day, type, mcc, merchant, original_transaction_id, %(file_id)s, %(program)s, %(version)s"
+)
+"""The staged columns of a transaction row, and its file and rules, for an ``INSERT ... SELECT``."""
+
+
+def _inserted(result: psycopg.Cursor) -> tuple[int, int]:
+    row = result.fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def _earn(connection: psycopg.Connection, rules: RulesVersion, values: dict[str, object]) -> tuple[int, int]:
+    """The file's transactions other than clawbacks, each with its points: ``points_per_unit`` per
+    major unit times the merchant category's multiplier, rounded per transaction; excluded types
+    earn 0. The daily cap counts what the user earned that business day in earlier files, then this
+    file's transactions in time order; only the days it cuts are ordered (few, or none). The days'
+    totals are kept; what each user earned goes to ``balance_moves``. (rows, amount) inserted."""
     rounding = ROUNDING[rules.rounding]
-    connection.execute(
-        f"""
-        WITH base AS (
-            SELECT s.transaction_id, s.user_id, s.business_day, s.occurred_at, s.type,
-                CASE WHEN s.type = ANY(%(excluded)s) THEN 0
-                    ELSE {rounding}(s.amount_minor::numeric * %(per_unit)s / (10 ^ s.exponent)::bigint
-                        * coalesce(m.factor, 1))::bigint
-                END AS points
-            FROM staging s
-            LEFT JOIN (SELECT key AS mcc, value::numeric AS factor FROM jsonb_each_text(%(multipliers)s)) m
-                ON m.mcc = s.mcc
-            WHERE s.type <> ALL(%(clawbacks)s)
-        ),
-        earlier AS (
-            SELECT d.user_id, d.business_day, d.points AS earned FROM reward_daily_earned d
-            JOIN (SELECT DISTINCT user_id, business_day FROM base) k USING (user_id, business_day)
-            WHERE d.program = %(program)s
-        ),
-        running AS (
-            SELECT b.*, coalesce(e.earned, 0) + sum(b.points) OVER (PARTITION BY b.user_id, b.business_day
-                ORDER BY b.occurred_at, b.transaction_id ROWS UNBOUNDED PRECEDING) - b.points AS before
-            FROM base b LEFT JOIN earlier e USING (user_id, business_day)
-        ),
-        capped AS (
-            SELECT *, CASE WHEN %(cap)s::bigint IS NULL THEN points
-                ELSE greatest(0, least(points, %(cap)s::bigint - before)) END AS awarded
-            FROM running
-        ),
-        rewarded AS (
-            INSERT INTO reward_points (fi, transaction_id, program, user_id, business_day, rules_version,
-                points, reason, file_id)
-            SELECT %(fi)s, transaction_id, %(program)s, user_id, business_day, %(version)s, awarded,
-                CASE WHEN type = ANY(%(excluded)s) THEN 'excluded' WHEN awarded < points THEN 'capped'
-                    ELSE 'earned' END,
-                %(file_id)s
-            FROM capped
-            ORDER BY transaction_id
-            RETURNING user_id, business_day, points
-        ),
-        daily AS (
-            INSERT INTO reward_daily_earned (program, user_id, business_day, points)
-            SELECT %(program)s, user_id, business_day, sum(points) FROM rewarded WHERE points > 0
-            GROUP BY 2, 3
-            ON CONFLICT (program, user_id, business_day) DO UPDATE
-            SET points = reward_daily_earned.points + EXCLUDED.points
+    return _inserted(
+        connection.execute(
+            f"""
+            WITH earning AS MATERIALIZED (
+                SELECT s.*, CASE WHEN s.type = ANY(%(excluded)s) THEN 0
+                        ELSE {rounding}(s.amount_minor::numeric * %(per_unit)s / (10 ^ s.exponent)::bigint
+                            * coalesce(m.factor, 1))::bigint
+                    END AS points
+                FROM staging s
+                LEFT JOIN (SELECT key AS mcc, value::numeric AS factor
+                    FROM jsonb_each_text(%(multipliers)s)) m ON m.mcc = s.mcc
+                WHERE s.type <> ALL(%(clawbacks)s)
+            ),
+            over_cap AS MATERIALIZED (
+                SELECT f.user_id, f.business_day, coalesce(d.points, 0) AS earned
+                FROM (SELECT user_id, business_day, sum(points) AS points FROM earning
+                    WHERE %(cap)s::bigint IS NOT NULL GROUP BY 1, 2) f
+                LEFT JOIN reward_daily_earned d ON d.program = %(program)s AND d.user_id = f.user_id
+                    AND d.business_day = f.business_day
+                WHERE coalesce(d.points, 0) + f.points > %(cap)s::bigint
+            ),
+            capped AS (
+                SELECT e.transaction_id, greatest(0, least(e.points, %(cap)s::bigint - o.earned
+                    - sum(e.points) OVER (PARTITION BY e.user_id, e.business_day
+                        ORDER BY e.occurred_at, e.transaction_id ROWS UNBOUNDED PRECEDING) + e.points))
+                    AS awarded
+                FROM earning e JOIN over_cap o USING (user_id, business_day)
+            ),
+            inserted AS (
+                INSERT INTO fi_transactions ({_INSERTED_COLUMNS})
+                SELECT {_FROM_STAGING}, coalesce(c.awarded, e.points),
+                    CASE WHEN e.type = ANY(%(excluded)s) THEN 'excluded'
+                        WHEN c.awarded < e.points THEN 'capped' ELSE 'earned' END
+                FROM earning e LEFT JOIN capped c USING (transaction_id)
+                ORDER BY transaction_id  -- the primary key's order: index pages filled in turn
+                RETURNING user_id, business_day, points, amount_minor
+            ),
+            days AS (SELECT user_id, business_day, sum(points) AS points FROM inserted GROUP BY 1, 2),
+            daily AS (
+                INSERT INTO reward_daily_earned (program, user_id, business_day, points)
+                SELECT %(program)s, user_id, business_day, points FROM days WHERE points > 0
+                ON CONFLICT (program, user_id, business_day) DO UPDATE
+                SET points = reward_daily_earned.points + EXCLUDED.points
+            ),
+            moves AS (
+                INSERT INTO balance_moves (user_id, points) SELECT user_id, sum(points) FROM days GROUP BY 1
+            )
+            SELECT count(*), coalesce(sum(amount_minor), 0) FROM inserted
+            """,  # type: ignore[arg-type]  # only our own names are formatted in
+            values
+            | {
+                "excluded": list(rules.excluded_types),
+                "per_unit": rules.points_per_unit,
+                "multipliers": json.dumps({k: str(v) for k, v in rules.multipliers.items()}),
+                "cap": rules.daily_cap,
+            },
         )
-        INSERT INTO balance_moves (user_id, points) SELECT user_id, sum(points) FROM rewarded GROUP BY 1
-        """,  # type: ignore[arg-type]  # only our own rounding function name is formatted in
-        {
-            "excluded": list(rules.excluded_types),
-            "per_unit": rules.points_per_unit,
-            "multipliers": json.dumps({k: str(v) for k, v in rules.multipliers.items()}),
-            "clawbacks": list(CLAWBACK_TYPES),
-            "program": program,
-            "cap": rules.daily_cap,
-            "fi": fi,
-            "version": rules.version,
-            "file_id": file_id,
-        },
     )
 
 
 def _claw_back(
-    connection: psycopg.Connection, fi: str, program: str, rules: RulesVersion, file_id: int
-) -> None:
-    """A refund, reversal or chargeback takes back the original's awarded points in proportion to
-    its amount (rounded as the rules say), never more than the original still has: earlier
-    clawbacks of it, in earlier files or earlier in this one, count first."""
+    connection: psycopg.Connection, rules: RulesVersion, values: dict[str, object]
+) -> tuple[int, int]:
+    """The file's refunds, reversals and chargebacks: each takes back the original's awarded points
+    in proportion to its amount (rounded as the rules say), never more than the original still
+    has: earlier clawbacks of it, in earlier files or earlier in this one, count first. Their
+    originals are in earlier files or were inserted by ``_earn``. (rows, amount) inserted."""
     rounding = ROUNDING[rules.rounding]
-    connection.execute(
-        f"""
-        WITH claims AS (
-            SELECT s.line, s.transaction_id, s.user_id, s.business_day, s.original_transaction_id,
-                least(o.points, {rounding}(o.points::numeric * s.amount_minor / t.amount_minor)::bigint)
-                    AS wanted,
-                o.points - coalesce((SELECT -sum(p.points) FROM reward_points p JOIN fi_transactions x
-                    ON x.fi = p.fi AND x.transaction_id = p.transaction_id
-                    WHERE x.fi = %(fi)s AND x.original_transaction_id = s.original_transaction_id
-                        AND p.reason = 'clawback'), 0) AS left_before_file
-            FROM staging s
-            JOIN fi_transactions t ON t.fi = %(fi)s AND t.transaction_id = s.original_transaction_id
-            JOIN reward_points o ON o.fi = t.fi AND o.transaction_id = t.transaction_id
-            WHERE s.type = ANY(%(clawbacks)s)
-        ),
-        ordered AS (
-            SELECT *, sum(wanted) OVER (PARTITION BY original_transaction_id ORDER BY line
-                ROWS UNBOUNDED PRECEDING) - wanted AS claimed_before
-            FROM claims
-        ),
-        clawed AS (
-            INSERT INTO reward_points (fi, transaction_id, program, user_id, business_day, rules_version,
-                points, reason, file_id)
-            SELECT %(fi)s, transaction_id, %(program)s, user_id, business_day, %(version)s,
-                -greatest(0, least(wanted, left_before_file - claimed_before)), 'clawback', %(file_id)s
-            FROM ordered
-            RETURNING user_id, points
+    return _inserted(
+        connection.execute(
+            f"""
+            WITH claims AS (
+                SELECT s.*,
+                    least(t.points, {rounding}(t.points::numeric * s.amount_minor / t.amount_minor)::bigint)
+                        AS wanted,
+                    t.points - coalesce((SELECT -sum(x.points) FROM fi_transactions x
+                        WHERE x.fi = %(fi)s AND x.original_transaction_id = s.original_transaction_id
+                            AND x.reason = 'clawback'), 0) AS left_before_file
+                FROM staging s
+                JOIN fi_transactions t ON t.fi = %(fi)s AND t.transaction_id = s.original_transaction_id
+                WHERE s.type = ANY(%(clawbacks)s)
+            ),
+            ordered AS (
+                SELECT *, sum(wanted) OVER (PARTITION BY original_transaction_id ORDER BY line
+                    ROWS UNBOUNDED PRECEDING) - wanted AS claimed_before
+                FROM claims
+            ),
+            inserted AS (
+                INSERT INTO fi_transactions ({_INSERTED_COLUMNS})
+                SELECT {_FROM_STAGING}, -greatest(0, least(wanted, left_before_file - claimed_before)),
+                    'clawback'
+                FROM ordered
+                ORDER BY transaction_id
+                RETURNING user_id, points, amount_minor
+            ),
+            moves AS (
+                INSERT INTO balance_moves (user_id, points)
+                SELECT user_id, sum(points) FROM inserted GROUP BY 1
+            )
+            SELECT count(*), coalesce(sum(amount_minor), 0) FROM inserted
+            """,  # type: ignore[arg-type]
+            values,
         )
-        INSERT INTO balance_moves (user_id, points) SELECT user_id, sum(points) FROM clawed GROUP BY 1
-        """,  # type: ignore[arg-type]
-        {
-            "fi": fi,
-            "clawbacks": list(CLAWBACK_TYPES),
-            "program": program,
-            "version": rules.version,
-            "file_id": file_id,
-        },
     )
