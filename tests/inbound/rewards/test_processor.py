@@ -250,18 +250,31 @@ def test_a_card_number_never_reaches_the_database_and_the_error_file_masks_it(
     ]
 
 
+@pytest.mark.parametrize(
+    ("broken", "says"),
+    [
+        (
+            (*tx(20_000, card="4111111111111111"), "one column too many"),
+            "Expected Number of Columns: 10 Found: 11",
+        ),
+        (
+            tx(20_000, card="4111111111111111", mcc="5" * (2 << 20)),
+            "Maximum line size of 1048576 bytes exceeded",
+        ),
+    ],
+    ids=["a column too many", "a line longer than the read buffer allows"],
+)
 def test_a_file_whose_csv_breaks_after_its_first_batches_is_rejected_naming_the_line_and_loads_nothing(
-    fi, processor, fi_registry, postgres
+    fi, processor, fi_registry, postgres, broken, says
 ):
     good = [tx(n) for n in range(20_000)]  # more than a batch: rows have gone into the COPY
-    broken = (*tx(20_000, card="4111111111111111"), "one column too many")
     fi.drop("broken", [*good, broken, tx(20_001)])
 
     (outcome,) = list(processor.run(fi_registry.fi(FI)))
 
     assert outcome.status == "rejected", outcome.describe()
     assert "cannot be read as CSV" in str(outcome.reason) and "Line: 20002" in str(outcome.reason)
-    assert "Expected Number of Columns: 10 Found: 11" in str(outcome.reason)
+    assert says in str(outcome.reason)
     assert "4111111111111111" not in str(outcome.reason)  # the line DuckDB quotes is left out
     assert outcome.error_file and totals(postgres) == (0, 0, 0, 1)
     fi.drop("next", [tx(30_000)])
