@@ -165,7 +165,7 @@ def _earn(connection: psycopg.Connection, rules: RulesVersion, values: dict[str,
     return _inserted(
         connection.execute(
             f"""
-            WITH earning AS MATERIALIZED (
+            WITH earning AS NOT MATERIALIZED (  -- stored, a million wide rows spill to disk
                 SELECT s.*, CASE WHEN s.type = ANY(%(excluded)s) THEN 0
                         ELSE {rounding}(s.amount_minor::numeric * %(per_unit)s / (10 ^ s.exponent)::bigint
                             * coalesce(m.factor, 1))::bigint
