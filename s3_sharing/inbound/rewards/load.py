@@ -33,6 +33,16 @@ history, 3.2 s for a million-row file against 5 million earlier rows (1.5 s look
 with every file loaded."""
 
 
+UNKNOWN_ORIGINALS = (
+    "DELETE FROM staging s WHERE s.type = ANY(%(claw)s) AND (SELECT true FROM fi_transactions t"
+    " WHERE t.fi = %(fi)s AND t.transaction_id = s.original_transaction_id AND t.type <> ALL(%(claw)s))"
+    " IS NULL AND NOT EXISTS (SELECT 1 FROM staging o WHERE o.transaction_id = s.original_transaction_id"
+    " AND o.type <> ALL(%(claw)s)) RETURNING line, transaction_id, original_transaction_id, amount_minor"
+)
+"""The staged clawbacks whose original (a transaction that earns) is in no file, set aside; each
+original looked up by its key, as the duplicates are."""
+
+
 @dataclass(frozen=True)
 class Loaded:
     rows_loaded: int
@@ -109,13 +119,7 @@ def load(
             " SELECT count(*), coalesce(sum(amount_minor), 0) FROM gone"
         ).fetchone()
     assert earlier is not None and repeated is not None
-    unknown = connection.execute(
-        "DELETE FROM staging s WHERE s.type = ANY(%(claw)s) AND NOT EXISTS (SELECT 1 FROM fi_transactions t"
-        " WHERE t.fi = %(fi)s AND t.transaction_id = s.original_transaction_id AND t.type <> ALL(%(claw)s))"
-        " AND NOT EXISTS (SELECT 1 FROM staging o WHERE o.transaction_id = s.original_transaction_id"
-        " AND o.type <> ALL(%(claw)s)) RETURNING line, transaction_id, original_transaction_id, amount_minor",
-        {"claw": list(CLAWBACK_TYPES), "fi": fi},
-    ).fetchall()
+    unknown = connection.execute(UNKNOWN_ORIGINALS, {"claw": list(CLAWBACK_TYPES), "fi": fi}).fetchall()
     values = {
         "fi": fi,
         "program": program,
@@ -123,7 +127,7 @@ def load(
         "file_id": file_id,
         "clawbacks": list(CLAWBACK_TYPES),
     }
-    earned = _earn(connection, rules, values)
+    earned = _inserted(connection.execute(*earn_statement(rules, values)))  # type: ignore[arg-type]
     clawed = _claw_back(connection, rules, values)
     moved = connection.execute(
         "WITH moved AS (INSERT INTO reward_balances (program, user_id, points)"
@@ -161,16 +165,16 @@ def _inserted(result: psycopg.Cursor) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
-def _earn(connection: psycopg.Connection, rules: RulesVersion, values: dict[str, object]) -> tuple[int, int]:
-    """The file's transactions other than clawbacks, each with its points: ``points_per_unit`` per
-    major unit times the merchant category's multiplier, rounded per transaction; excluded types
-    earn 0. The daily cap counts what the user earned that business day in earlier files, then this
-    file's transactions in time order; only the days it cuts are ordered (few, or none). The days'
-    totals are kept; what each user earned goes to ``balance_moves``. (rows, amount) inserted."""
+def earn_statement(rules: RulesVersion, values: dict[str, object]) -> tuple[str, dict[str, object]]:
+    """The statement (and its values) that inserts the file's transactions other than clawbacks,
+    each with its points: ``points_per_unit`` per major unit times the merchant category's
+    multiplier, rounded per transaction; excluded types earn 0. The daily cap counts what the user
+    earned that business day in earlier files, then this file's transactions in time order; only
+    the days it cuts are ordered (few, or none). The days' totals are kept; what each user earned
+    goes to ``balance_moves``. It returns the (rows, amount) inserted."""
     rounding = ROUNDING[rules.rounding]
-    return _inserted(
-        connection.execute(
-            f"""
+    return (
+        f"""
             WITH earning AS NOT MATERIALIZED (  -- stored, a million wide rows spill to disk
                 SELECT s.*, CASE WHEN s.type = ANY(%(excluded)s) THEN 0
                         ELSE {rounding}(s.amount_minor::numeric * %(per_unit)s / (10 ^ s.exponent)::bigint
@@ -181,13 +185,18 @@ def _earn(connection: psycopg.Connection, rules: RulesVersion, values: dict[str,
                     FROM jsonb_each_text(%(multipliers)s)) m ON m.mcc = s.mcc
                 WHERE s.type <> ALL(%(clawbacks)s)
             ),
-            over_cap AS MATERIALIZED (
-                SELECT f.user_id, f.business_day, coalesce(d.points, 0) AS earned
-                FROM (SELECT user_id, business_day, sum(points) AS points FROM earning
-                    WHERE %(cap)s::bigint IS NOT NULL GROUP BY 1, 2) f
-                LEFT JOIN reward_daily_earned d ON d.program = %(program)s AND d.user_id = f.user_id
-                    AND d.business_day = f.business_day
-                WHERE coalesce(d.points, 0) + f.points > %(cap)s::bigint
+            file_days AS (
+                SELECT user_id, business_day, sum(points) AS points FROM earning
+                WHERE %(cap)s::bigint IS NOT NULL GROUP BY 1, 2
+            ),
+            over_cap AS MATERIALIZED (  -- earlier days' totals looked up, not the program's history read
+                SELECT user_id, business_day, earned FROM (
+                    SELECT f.*, coalesce((SELECT d.points FROM reward_daily_earned d
+                        WHERE d.program = %(program)s AND d.user_id = f.user_id
+                            AND d.business_day = f.business_day), 0) AS earned
+                    FROM file_days f
+                ) f
+                WHERE earned + points > %(cap)s::bigint
             ),
             capped AS (
                 SELECT e.transaction_id, greatest(0, least(e.points, %(cap)s::bigint - o.earned
@@ -216,15 +225,14 @@ def _earn(connection: psycopg.Connection, rules: RulesVersion, values: dict[str,
                 INSERT INTO balance_moves (user_id, points) SELECT user_id, sum(points) FROM days GROUP BY 1
             )
             SELECT count(*), coalesce(sum(amount_minor), 0) FROM inserted
-            """,  # type: ignore[arg-type]  # only our own names are formatted in
-            values
-            | {
-                "excluded": list(rules.excluded_types),
-                "per_unit": rules.points_per_unit,
-                "multipliers": json.dumps({k: str(v) for k, v in rules.multipliers.items()}),
-                "cap": rules.daily_cap,
-            },
-        )
+            """,
+        values
+        | {
+            "excluded": list(rules.excluded_types),
+            "per_unit": rules.points_per_unit,
+            "multipliers": json.dumps({k: str(v) for k, v in rules.multipliers.items()}),
+            "cap": rules.daily_cap,
+        },
     )
 
 
@@ -234,7 +242,7 @@ def _claw_back(
     """The file's refunds, reversals and chargebacks: each takes back the original's awarded points
     in proportion to its amount (rounded as the rules say), never more than the original still
     has: earlier clawbacks of it, in earlier files or earlier in this one, count first. Their
-    originals are in earlier files or were inserted by ``_earn``. (rows, amount) inserted."""
+    originals are in earlier files or were inserted by ``earn_statement``. (rows, amount) inserted."""
     rounding = ROUNDING[rules.rounding]
     return _inserted(
         connection.execute(
