@@ -14,6 +14,7 @@ from s3_sharing.inbound.rewards.load import (
     earn_statement,
     staging,
 )
+from s3_sharing.inbound.rewards.normalise import CLEAN_COLUMNS
 from s3_sharing.inbound.rewards.registry import CLAWBACK_TYPES, RulesVersion
 
 pytestmark = pytest.mark.e2e
@@ -49,10 +50,7 @@ def test_a_file_is_checked_against_the_history_by_key_lookups_never_by_reading_i
         connection.execute("ANALYZE reward_daily_earned")
         first_new = HISTORY - OVERLAP + 1  # the file repeats the last OVERLAP ids of the history
         with staging(connection) as copy:
-            copy.write(
-                "line,transaction_id,user_id,card_token,amount_minor,currency,exponent,occurred_at,"
-                "business_day,type,mcc,merchant,original_transaction_id\n"
-            )
+            copy.write(",".join(CLEAN_COLUMNS) + "\n")
             for n in range(first_new, first_new + STAGED):  # every user new, half the rows refunds
                 kind, original = ("refund", f"T{n - 1000}") if n % 2 == 0 else ("purchase", "")
                 copy.write(f"{n},T{n},u{n},,250,COP,2,2026-11-30 10:00:00,2026-11-30,{kind},,,{original}\n")
