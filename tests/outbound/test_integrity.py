@@ -220,15 +220,22 @@ def test_a_killed_delivery_process_is_taken_over_and_cleaned_up(built, stack, tm
         "writers.start(json.loads(sys.argv[1]), lease_ttl_seconds=3); "
         "print(writers.deliver('acme', sys.argv[2], 'killed'))"
     )
-    process = subprocess.Popen(
-        [sys.executable, "-c", script, json.dumps(_environment()), HOURS[2]], cwd=REPO_ROOT
-    )
-    deadline = time.monotonic() + 120
-    while state.read(journal_key("acme", manifest_key(window.start))) is None:  # it has begun writing
-        assert process.poll() is None and time.monotonic() < deadline, "the writer ended before writing"
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    assert process.wait() == -signal.SIGKILL
+    # The archive refuses every upload until the kill, so the writer is held after its journal and
+    # before its first upload: its sealed files are still on disk (it deletes each once uploaded).
+    faults = f"{stack.gcs_url}/_faults/unavailable"
+    urllib.request.urlopen(urllib.request.Request(f"{faults}?count=100000", method="POST"), timeout=10).close()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-c", script, json.dumps(_environment()), HOURS[2]], cwd=REPO_ROOT
+        )
+        deadline = time.monotonic() + 120
+        while state.read(journal_key("acme", manifest_key(window.start))) is None:  # it has begun
+            assert process.poll() is None and time.monotonic() < deadline, "the writer ended before writing"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+        assert process.wait() == -signal.SIGKILL
+    finally:
+        urllib.request.urlopen(urllib.request.Request(f"{faults}?count=0", method="POST"), timeout=10).close()
     (left,) = work.iterdir()  # the killed writer's files, in its private directory
     assert left.name.startswith(f"deliver-acme.{process.pid}.") and any(left.iterdir())
     assert oct(work.stat().st_mode & 0o777) == "0o700" and oct(left.stat().st_mode & 0o777) == "0o700"
