@@ -223,7 +223,7 @@ def test_a_killed_delivery_process_is_taken_over_and_cleaned_up(built, stack, tm
     # The archive refuses every upload until the kill, so the writer is held after its journal and
     # before its first upload: its sealed files are still on disk (it deletes each once uploaded).
     faults = f"{stack.gcs_url}/_faults/unavailable"
-    urllib.request.urlopen(urllib.request.Request(f"{faults}?count=100000", method="POST"), timeout=10).close()
+    _arm(f"{faults}?count=100000")
     try:
         process = subprocess.Popen(
             [sys.executable, "-c", script, json.dumps(_environment()), HOURS[2]], cwd=REPO_ROOT
@@ -235,7 +235,7 @@ def test_a_killed_delivery_process_is_taken_over_and_cleaned_up(built, stack, tm
         process.send_signal(signal.SIGKILL)
         assert process.wait() == -signal.SIGKILL
     finally:
-        urllib.request.urlopen(urllib.request.Request(f"{faults}?count=0", method="POST"), timeout=10).close()
+        _arm(f"{faults}?count=0")
     (left,) = work.iterdir()  # the killed writer's files, in its private directory
     assert left.name.startswith(f"deliver-acme.{process.pid}.") and any(left.iterdir())
     assert oct(work.stat().st_mode & 0o777) == "0o700" and oct(left.stat().st_mode & 0o777) == "0o700"
@@ -256,7 +256,7 @@ def test_a_killed_delivery_process_is_taken_over_and_cleaned_up(built, stack, tm
 
 def test_a_burst_of_503_slowdown_is_absorbed(built, stack):
     faults = f"{stack.aws_url}/_faults/slowdown"
-    urllib.request.urlopen(urllib.request.Request(f"{faults}?count=6", method="POST"), timeout=10).close()
+    _arm(f"{faults}?count=6")
     writers.start(_environment())
     assert writers.deliver("globex", HOURS[3], "throttled") == ("ok", False)
     with urllib.request.urlopen(faults, timeout=10) as left:
@@ -271,8 +271,7 @@ def test_a_burst_of_gcs_errors_is_absorbed(built, stack, status):
     """The archive answers 429 (rate limit) or 503 to the next uploads; google-cloud-storage's
     retry (3.x retries uploads by default) carries the delivery through."""
     faults = f"{stack.gcs_url}/_faults/unavailable"
-    request = urllib.request.Request(f"{faults}?count=4&status={status}", method="POST")
-    urllib.request.urlopen(request, timeout=10).close()
+    _arm(f"{faults}?count=4&status={status}")
     writers.start(_environment())
     assert writers.deliver("globex", HOURS[3], f"gcs-{status}") == ("ok", False)
     with urllib.request.urlopen(faults, timeout=10) as left:
@@ -280,3 +279,8 @@ def test_a_burst_of_gcs_errors_is_absorbed(built, stack, status):
     business = read_registry(built.registry).get("globex")
     (verdict,) = _certifier(built).certify(business, [_window(built, HOURS[3])])
     assert verdict.status is Status.DELIVERED, verdict.describe()
+
+
+def _arm(fault_url: str) -> None:
+    """Tell a stand-in server how many of its next uploads to refuse."""
+    urllib.request.urlopen(urllib.request.Request(fault_url, method="POST"), timeout=10).close()
