@@ -12,17 +12,26 @@ PYTEST_WORKERS ?= 2
 # Demo only: the platform holds the audit secret key so the tenant isolation check can sample.
 export S3_SHARING_AUDIT_SECRET_KEY_FILE ?= $(CURDIR)/.local/keys/audit.sec
 
-.PHONY: install prepare demo test test-fast lint dev endpoints clean
+.PHONY: install lock prepare demo test test-fast lint dev endpoints clean
 
-$(VENV)/.installed: pyproject.toml
+# Every install is the committed uv.lock, exactly (`uv sync --frozen` also removes what the lock does not
+# list); the bootstrap uv is the version the lock itself pins.
+UV_VERSION := $(shell awk '/^name = "uv"$$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' uv.lock)
+export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
+
+$(VENV)/.installed: pyproject.toml uv.lock
 	command -v gpg >/dev/null && test -x /usr/bin/chromium && ls /usr/lib/postgresql/*/bin/initdb >/dev/null || \
 		(apt-get update -q && apt-get install -y -q --no-install-recommends gnupg chromium postgresql)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,dev]'
+	$(BIN)/pip install --quiet 'uv==$(UV_VERSION)'
+	$(BIN)/uv sync --frozen --all-extras --quiet
 	touch $@
 
 install: $(VENV)/.installed
+
+## lock: resolve pyproject.toml's ranges again to the newest versions (an upgrade: commit it alone, after `make test`)
+lock: install
+	$(BIN)/uv lock --upgrade
 
 prepare: install
 	$(BIN)/s3-sharing prepare
