@@ -26,7 +26,7 @@ from s3_sharing.outbound.delivery import (
 )
 from s3_sharing.outbound.registry import Business, Registry
 from s3_sharing.platform.resources import PlatformKeys, WorkDirectory
-from s3_sharing.platform.state import LeaseBusy, LeaseLost, StateError, StateStore
+from s3_sharing.platform.state import LeaseBusy, LeaseLost, StateStore
 from s3_sharing.platform.storage import GcsArchive, S3Buckets, StorageError
 from s3_sharing.platform.time import Cadence, Window, cadence_partitions
 from s3_sharing.platform.warehouse import Relation, Warehouse
@@ -48,17 +48,19 @@ DELIVERY_RETRIES = dg.RetryPolicy(
 businesses this run already delivered."""
 TRANSIENT_CODES = frozenset(
     {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "Throttling"}
+    | {"500", "502", "503", "504"}
 )
 
 
 def transient(error: Exception) -> bool:
     """Worth another attempt later: a busy or lost lease, a moved chain head, or transport trouble
-    that outlasted the clients' own retries. Not an error of data, keys or configuration."""
+    that outlasted the clients' own retries. Not an error of data, keys or configuration, nor a
+    refusal (access denied, no such bucket, unknown credentials, a disabled key): those fail the same
+    way again, at once."""
     waiting_or_transport = (
         LeaseBusy,
         LeaseLost,
         ChainConflict,
-        StateError,
         ConnectionError,
         TimeoutError,
         botocore.exceptions.ConnectionError,
@@ -142,7 +144,7 @@ def _cadence_assets(
             context.log.info(f"retry {context.retry_number}: already delivered {[b.id for b in done]}")
             selected = [b for b in selected if b not in done]
         failures: dict[str, str] = {}
-        retryable = False
+        worth_retrying: set[str] = set()
         outcomes = deliver_many(
             deliverer,
             selected,
@@ -156,7 +158,8 @@ def _cadence_assets(
         for business, outcome in outcomes:
             if isinstance(outcome, Exception):
                 failures[business.id] = f"{type(outcome).__name__}: {outcome}"
-                retryable |= transient(outcome)
+                if transient(outcome):
+                    worth_retrying.add(business.id)
                 context.log.error(f"delivery to {business.id} failed: {failures[business.id]}")
                 continue
             context.log.info(
@@ -164,6 +167,7 @@ def _cadence_assets(
             )
             yield dg.MaterializeResult(asset_key=delivery_key(business.id), metadata=outcome.metadata())
         if failures:
+            retryable = bool(worth_retrying)
             if not retryable or context.retry_number >= DELIVERY_RETRIES.max_retries:
                 evaluation = Evaluation(
                     CertificationConfig(), warehouse, archive, s3, keys, relations, users, state
@@ -174,7 +178,11 @@ def _cadence_assets(
                 yield dg.AssetObservation(
                     asset_key=delivery_key(business_id),
                     partition=context.partition_key,
-                    metadata={"delivery_failed": failure, "run_id": context.run.run_id},
+                    metadata={
+                        "delivery_failed": failure,
+                        "retryable": business_id in worth_retrying,
+                        "run_id": context.run.run_id,
+                    },
                 )
             raise dg.Failure(
                 description=f"{len(failures)} of {len(selected)} deliveries failed: "

@@ -22,7 +22,7 @@ import dagster as dg
 from botocore.exceptions import ClientError
 from pydantic import PrivateAttr
 
-from s3_sharing.platform.storage import AWS_RETRIES
+from s3_sharing.platform.storage import AWS_RETRIES, StorageError
 
 _CONFLICT = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412", "409"})
 
@@ -56,7 +56,7 @@ class StateStore(dg.ConfigurableResource):
         except ClientError as error:
             if _code(error) in ("NoSuchKey", "404"):
                 return None
-            raise StateError(f"reading {self.uri(key)}: {_code(error)}") from None
+            raise StateError(f"reading {self.uri(key)}: {_code(error)}", _code(error)) from None
         return Versioned(response["Body"].read(), response["ETag"])
 
     def create(self, key: str, body: bytes) -> str | None:
@@ -83,14 +83,14 @@ class StateStore(dg.ConfigurableResource):
         except ClientError as error:
             if condition and _code(error) in _CONFLICT | {"NoSuchKey"}:
                 return None
-            raise StateError(f"writing {self.uri(key)}: {_code(error)}") from None
+            raise StateError(f"writing {self.uri(key)}: {_code(error)}", _code(error)) from None
         return response["ETag"]
 
     def delete(self, key: str) -> None:
         try:
             self._s3().delete_object(Bucket=self.bucket, Key=self.prefix + key)
         except ClientError as error:
-            raise StateError(f"deleting {self.uri(key)}: {_code(error)}") from None
+            raise StateError(f"deleting {self.uri(key)}: {_code(error)}", _code(error)) from None
 
     def names(self, prefix: str) -> list[str]:
         found: list[str] = []
@@ -103,7 +103,7 @@ class StateStore(dg.ConfigurableResource):
             for page in pages:
                 found += [item["Key"].removeprefix(self.prefix) for item in page.get("Contents", [])]
         except ClientError as error:
-            raise StateError(f"listing {self.uri(prefix)}: {_code(error)}") from None
+            raise StateError(f"listing {self.uri(prefix)}: {_code(error)}", _code(error)) from None
         return found
 
 
@@ -111,8 +111,8 @@ def _code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", "Error"))
 
 
-class StateError(RuntimeError):
-    """The state bucket refused or failed a request."""
+class StateError(StorageError):
+    """The state bucket refused or failed a request; ``code`` says whether it is worth retrying."""
 
 
 class LeaseBusy(RuntimeError):
