@@ -28,7 +28,7 @@ from s3_sharing.outbound.registry import Registry, read_registry
 from s3_sharing.platform import crypto
 from s3_sharing.platform.postgres import Postgres
 from s3_sharing.platform.resources import command_postgres
-from s3_sharing.platform.settings import LOCAL_DIR, Settings, variable
+from s3_sharing.platform.settings import LOCAL_DIR, PREFIX, SECRETS, Settings, variable
 from s3_sharing.platform.storage import S3Buckets
 from s3_sharing.platform.time import Cadence, cadence_partitions, hourly_key, windows_closed_by
 from s3_sharing.transform.dbt_assets import dbt_project, prepare
@@ -95,7 +95,8 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
         for cadence in Cadence:
             partitions = cadence_partitions(cadence, settings.partition_start)
             closed = windows_closed_by(partitions, start.replace(tzinfo=UTC), end.replace(tzinfo=UTC))
-            outcomes += runbook.deliver(defs, instance, registry, cadence, [w.key for w in closed]).values()
+            keys = [w.key for w in closed]
+            outcomes += runbook.deliver(defs, instance, registry, cadence, keys, progress=print).values()
         print(runbook.summary_table(outcomes))
         print("\ncertification of the demo day (s3-sharing verify):")
         first_day = start.replace(hour=0, tzinfo=UTC)  # so daily windows are inside the range too
@@ -212,13 +213,22 @@ def serve_ui(endpoints: LocalEndpoints, env_file: Path, port: int) -> None:
 def _published(endpoints: LocalEndpoints, env_file: Path) -> Iterator[None]:
     """The endpoints' environment in a file (0600) other shells can source, while they run."""
     env_file.parent.mkdir(parents=True, exist_ok=True)
-    write_env_file(env_file, endpoints.environment())
+    write_env_file(env_file, runbook_environment() | endpoints.environment())
     env_file.chmod(0o600)
     print(f"environment for other shells: source {env_file}", flush=True)
     try:
         yield
     finally:
         env_file.unlink(missing_ok=True)
+
+
+def runbook_environment() -> dict[str, str]:
+    """What the runbook commands of another shell read besides the endpoints: ``DAGSTER_HOME`` (the
+    UI's instance) and every ``S3_SHARING_*`` setting of this process (registries, warehouse, key
+    files), secrets left out."""
+    secrets = {variable(name) for name in SECRETS}
+    settings = {k: v for k, v in os.environ.items() if k.startswith(PREFIX) and k not in secrets}
+    return {"DAGSTER_HOME": os.environ.get("DAGSTER_HOME") or str(LOCAL_DIR / "dagster_home"), **settings}
 
 
 def _stop_on_signals() -> threading.Event:
@@ -234,8 +244,11 @@ def cmd_endpoints(settings: Settings, args: argparse.Namespace) -> int:
     """Run local S3/STS/IAM/KMS and GCS for the registry until interrupted (for `make dev`)."""
     registry = read_registry(settings.registry)
     sources = read_sources(settings.import_sources).sources
+    fi_registry = read_fi_registry(settings.fi_registry) if settings.fi_registry else None
     with (
-        local_stack(registry, settings.archive_bucket, import_sources=sources, postgres=True) as endpoints,
+        local_stack(
+            registry, settings.archive_bucket, import_sources=sources, postgres=True, fi_registry=fi_registry
+        ) as endpoints,
         _published(endpoints, Path(args.env_file)),
     ):
         stop = _stop_on_signals()

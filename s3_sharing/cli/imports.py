@@ -3,12 +3,14 @@ scheduled imports by hand (through the same Dagster jobs; a dry run outside them
 nothing), the processed-file ledger as a table, and onboarding a source."""
 
 import argparse
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 import dagster as dg
 
-from s3_sharing.inbound.assets import import_job_name, import_key, sealer_for
+from s3_sharing.cli.runs import QUIET, check_stop
+from s3_sharing.inbound.assets import MISSING_REPLAY, import_job_name, import_key, sealer_for
 from s3_sharing.inbound.importer import Importer
 from s3_sharing.inbound.onboarding import import_onboarding_pack, verify_import_access
 from s3_sharing.inbound.sources import ImportSource, read_sources
@@ -17,7 +19,6 @@ from s3_sharing.platform.resources import command_platform_keys, command_postgre
 from s3_sharing.platform.settings import Settings
 from s3_sharing.platform.storage import S3Buckets
 
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 HISTORY_COLUMNS = ("finished", "source", "entity", "key", "status", "read", "created", "updated", "rejected")
 
 
@@ -39,6 +40,7 @@ def run_source(
     result = job.execute_in_process(
         instance=instance, asset_selection=selection, raise_on_error=False, run_config=run_config
     )
+    check_stop()
     files = []
     for event in result.get_asset_materialization_events():
         metadata = {k: v.value for k, v in event.step_materialization_data.materialization.metadata.items()}
@@ -99,10 +101,13 @@ def _run(settings: Settings, source_id: str, entities: list[str] | None, replay:
         print(history_table(history(command_postgres(settings), source_id, run_id=result.run_id)))
     else:
         print(f"{source_id}: no new files")
-    if not result.success:
-        for event in result.all_events:
-            if event.event_type_value == "STEP_FAILURE" and event.step_failure_data:
-                print(f"{event.step_key} failed: {event.step_failure_data.error.message.strip()}")
+    failures = [e.step_failure_data for e in result.all_events if e.is_step_failure and e.step_failure_data]
+    for failure in failures:
+        user_failure = failure.user_failure_data
+        if user_failure is not None and MISSING_REPLAY in user_failure.metadata:
+            print(f"s3-sharing imports replay: {user_failure.description}", file=sys.stderr)
+            return 2
+        print(f"{source_id} failed: {failure.error.message.strip() if failure.error else 'see the run'}")
     return 0 if result.success else 1
 
 

@@ -2,10 +2,12 @@
 of the rewards job, recorded in Dagster), one file processed again, and a user's points."""
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 import dagster as dg
 
+from s3_sharing.cli.runs import QUIET, Progress, check_stop
 from s3_sharing.inbound.rewards.assets import REWARDS_JOB, RewardsRunConfig
 from s3_sharing.inbound.rewards.processor import (
     balance,
@@ -19,8 +21,6 @@ from s3_sharing.platform.resources import command_postgres
 from s3_sharing.platform.settings import Settings, SettingsError
 from s3_sharing.platform.storage import ObjectVersion, S3Buckets
 
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-
 
 def _registry(settings: Settings) -> FiRegistry:
     if settings.fi_registry is None:
@@ -29,7 +29,10 @@ def _registry(settings: Settings) -> FiRegistry:
 
 
 def process_files(
-    settings: Settings, files: list[tuple[FinancialInstitution, ObjectVersion]], replay: bool = False
+    settings: Settings,
+    files: list[tuple[FinancialInstitution, ObjectVersion]],
+    replay: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Each file through the rewards job, one run per file as the sensor requests them; the
     metadata of each file processed."""
@@ -38,6 +41,7 @@ def process_files(
 
     job = build_definitions(settings).resolve_job_def(REWARDS_JOB)
     instance, processed = dagster_instance(), []
+    counter = Progress(len(files), "files")
     for fi, version in files:
         config = RewardsRunConfig(key=version.key, version_id=version.version_id, replay=replay)
         result = job.execute_in_process(
@@ -46,10 +50,13 @@ def process_files(
             instance=instance,
             raise_on_error=False,
         )
+        check_stop()
         for event in result.get_asset_materialization_events():
             metadata = event.step_materialization_data.materialization.metadata
             if "files" in metadata:
                 processed += list(metadata["files"].value)  # type: ignore[arg-type]
+        if progress is not None:
+            progress(counter.line(f"{fi.id} {version.key}: run {result.run_id[:8]}"))
         if not result.success:
             raise SystemExit(f"{fi.owner}: {version.key}: the rewards run failed (see run {result.run_id})")
     return processed
@@ -70,7 +77,7 @@ def cmd_rewards_run(settings: Settings, args: argparse.Namespace) -> int:
     landing, postgres = open_landing(registry, S3Buckets()), command_postgres(settings)
     chosen = [registry.fi(args.fi)] if args.fi else registry.fis
     files = [(fi, version) for fi in chosen for version in pending(landing, postgres, fi)]
-    for file in process_files(settings, files):
+    for file in process_files(settings, files, progress=print):
         print(describe(file))
     if not files:
         print("no new FI files")

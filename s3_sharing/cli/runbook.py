@@ -11,6 +11,7 @@ from typing import Any
 
 import dagster as dg
 
+from s3_sharing.cli.runs import QUIET, Progress, check_stop
 from s3_sharing.definitions import build_definitions
 from s3_sharing.outbound.asset_keys import delivery_key
 from s3_sharing.outbound.certification import Certifier, Status, Verdict
@@ -30,8 +31,6 @@ from s3_sharing.transform.dbt_assets import (
     model_relation,
 )
 
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-
 
 @dataclass
 class Outcome:
@@ -44,6 +43,9 @@ class Outcome:
     failed: list[str] = field(default_factory=list)
     rows: int = 0
     files: int = 0
+    refused: str | None = None
+    """The permanent error (access denied, no bucket, a disabled key...) that stopped its deliveries:
+    the later windows would fail the same way, so they are not attempted."""
 
 
 def chosen(businesses: Sequence[Business], business_ids: Sequence[str] | None) -> list[Business]:
@@ -68,25 +70,45 @@ def deliver(
     if not selected:
         return outcomes
     job = defs.resolve_job_def(deliveries_job_name(cadence))
-    selection = [delivery_key(b.id) for b in selected]
+    counter = Progress(len(partition_keys))
     for key in partition_keys:
+        selected = [b for b in selected if outcomes[b.id].refused is None]
+        if not selected:
+            break
         result = job.execute_in_process(
             instance=instance,
             partition_key=key,
-            asset_selection=selection,
+            asset_selection=[delivery_key(b.id) for b in selected],
             raise_on_error=False,
             run_config=QUIET,
             tags={RESTATEMENT_TAG: reason} if reason else None,
         )
+        check_stop()
         materialized = {
             e.asset_key: e.materialization.metadata for e in result.get_asset_materialization_events()
         }
+        failures = {
+            e.asset_key: e.asset_observation_data.asset_observation.metadata
+            for e in result.get_asset_observation_events()
+            if "delivery_failed" in e.asset_observation_data.asset_observation.metadata
+        }
         for business in selected:
             _record(outcomes[business.id], key, materialized.get(delivery_key(business.id)))
+            failure = failures.get(delivery_key(business.id))
+            if failure is not None:
+                progress(f"{cadence} {key}: {business.id}: {failure['delivery_failed'].value}")
+                if not failure["retryable"].value:
+                    outcomes[business.id].refused = str(failure["delivery_failed"].value)
         done = len(materialized)
         progress(
-            f"{cadence} {key}: {done} delivered, {len(selected) - done} failed (run {result.run_id[:8]})"
+            counter.line(
+                f"{cadence} {key}: {done} delivered, {len(selected) - done} failed (run {result.run_id[:8]})"
+            )
         )
+    for outcome in outcomes.values():
+        if outcome.refused is not None:
+            left = len(partition_keys) - len(outcome.failed) - len(outcome.delivered) - len(outcome.empty)
+            progress(f"{outcome.business_id}: refused, not retried; {left} later windows not attempted")
     return outcomes
 
 
@@ -165,6 +187,7 @@ def materialize(settings: Settings, first: str, last: str) -> None:
     instance = dagster_instance()
     started = time.perf_counter()
     defs.resolve_job_def(REFERENCE_MODELS_JOB).execute_in_process(instance=instance, run_config=QUIET)
+    check_stop()
     defs.resolve_job_def(HOURLY_MARTS_JOB).execute_in_process(
         instance=instance,
         run_config=QUIET,

@@ -25,6 +25,10 @@ FILES_ACCOUNTED, REJECTED_ROWS, FILES_ARRIVING = "files_accounted", "rejected_ro
 PARENTS_RESOLVED = "parents_resolved"
 
 
+MISSING_REPLAY = "missing_replay_keys"
+"""Failure metadata: the keys asked for a replay that the source's bucket does not have."""
+
+
 class ImportRunConfig(dg.Config):
     replay: list[str] = Field(default_factory=list)
     """Keys of files to import again even though the ledger has them (and nothing else)."""
@@ -109,7 +113,10 @@ def _build_entity_asset(source: ImportSource, item: EntityImport) -> dg.AssetsDe
             pending = [f for f in importer.listing(item) if f.key in config.replay]
             absent = sorted(set(config.replay) - {f.key for f in pending})
             if absent:
-                raise dg.Failure(f"{source.id}/{item.entity}: no file {', '.join(absent)} to replay")
+                raise dg.Failure(
+                    f"{source.id}/{item.entity}: no file {', '.join(absent)} to replay",
+                    metadata={MISSING_REPLAY: absent},
+                )
         else:
             pending = importer.pending(item)
         context.log.info(f"{len(pending)} files to import from s3://{source.connection.bucket}/{item.folder}")

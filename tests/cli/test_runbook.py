@@ -1,5 +1,7 @@
 """The runbook from a terminal: materialize, deliver, verify and status over a range of hours."""
 
+import dagster as dg
+
 from s3_sharing import cli
 from s3_sharing.outbound.manifest import Manifest
 
@@ -28,3 +30,31 @@ def test_a_six_hour_range_is_delivered_and_verified_from_the_runbook(settings, s
     manifest = Manifest.from_bytes(bucket.read("_manifests/20260101T0300Z.json"))
     assert manifest.restatement is not None and manifest.restatement.reason == "object deleted by mistake"
     assert cli.main(["verify", *hours]) == 0
+
+
+def test_a_refused_window_fails_once_naming_bucket_key_and_action_and_later_windows_wait(
+    built, stack, monkeypatch, capsys
+):
+    """A permanent error (here the state bucket refuses the platform: AccessDenied) is not retried,
+    neither by the step's RetryPolicy nor by the loop over windows: one failed window, one line."""
+    monkeypatch.setenv("S3_SHARING_STATE_BUCKET", "someone-elses-state")
+    monkeypatch.setenv("DAGSTER_HOME", str(built.duckdb_path.parent / "dagster_home"))
+    hours = ["--from", "2026-01-01-02:00", "--to", "2026-01-01-04:00", "--business", "acme"]
+    assert cli.main(["deliver", *hours]) == 1
+    out = capsys.readouterr().out
+    refusal = "acme: StateError: writing s3://someone-elses-state/leases/acme.json: AccessDenied"
+    assert out.count(refusal) == 1, out
+    assert "acme: refused, not retried; 2 later windows not attempted" in out
+    assert "Traceback" not in out
+    runs = dg.DagsterInstance.get().get_run_records()
+    assert len(runs) == 1 and runs[0].dagster_run.status == dg.DagsterRunStatus.FAILURE
+    retries = dg.DagsterInstance.get().get_records_for_run(
+        runs[0].dagster_run.run_id, of_type=dg.DagsterEventType.STEP_UP_FOR_RETRY
+    )
+    assert not retries.records
+
+
+def test_a_range_of_no_hours_is_refused_in_one_line(settings, capsys):
+    for command in ("status", "verify", "deliver"):
+        assert cli.main([command, "--last-hours", "0"]) == 2
+        assert capsys.readouterr().err == f"s3-sharing {command}: --last-hours 0: give at least 1 hour\n"

@@ -92,6 +92,11 @@ def test_dry_run_then_replay_after_the_parent_arrives(
     assert cli.main(["imports", "replay", "pirani", "otros/a.csv"]) == 2
     assert "'otros/a.csv' is in no entity folder" in capsys.readouterr().err
 
+    assert cli.main(["imports", "replay", "pirani", "eventos/missing.csv"]) == 2  # in a folder, not there
+    printed = capsys.readouterr()
+    assert printed.err == "s3-sharing imports replay: pirani/events: no file eventos/missing.csv to replay\n"
+    assert "Traceback" not in printed.out + printed.err
+
 
 def test_onboard_import_and_verify_import_access_from_a_terminal(
     settings, sources_file, customer, monkeypatch, capsys

@@ -1,0 +1,108 @@
+"""What the long runbook commands share: quiet in-process runs, stopping on the first SIGINT or
+SIGTERM, and one progress line per window or file."""
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+QUIET: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+"""The commands print one line per window or file (and per failure) themselves; the runs' own logs
+are in ``DAGSTER_HOME``, for the UI."""
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(Exception):
+    """A SIGINT or SIGTERM asked the command to stop."""
+
+    def __init__(self, signal_name: str) -> None:
+        super().__init__(f"stopped by {signal_name}")
+        self.signal_name = signal_name
+
+
+def _interrupted(signal_number: int) -> Interrupted:
+    for stop_signal in STOP_SIGNALS:  # a second signal must not interrupt the cleanup
+        signal.signal(stop_signal, signal.SIG_IGN)
+    return Interrupted(signal.Signals(signal_number).name)
+
+
+class Stopper:
+    """Notices a stop signal whichever Python handler received it.
+
+    Outside a Dagster run the handler raises ``Interrupted`` at once. During ``execute_in_process``
+    Dagster installs its own handler, which interrupts the run's step and marks the run failed; the
+    signal still reaches the wakeup pipe, so ``check()`` after the run raises ``Interrupted``."""
+
+    def __init__(self) -> None:
+        self.read_fd, self.wakeup_fd = os.pipe()
+        os.set_blocking(self.read_fd, False)
+        os.set_blocking(self.wakeup_fd, False)
+
+    def check(self) -> None:
+        try:
+            received = os.read(self.read_fd, 64)
+        except BlockingIOError:
+            return
+        for signal_number in received:
+            if signal_number in STOP_SIGNALS:
+                raise _interrupted(signal_number)
+
+    def close(self) -> None:
+        os.close(self.read_fd)
+        os.close(self.wakeup_fd)
+
+
+_active: list[Stopper] = []
+
+
+@contextmanager
+def stopping() -> Iterator[Stopper]:
+    """Within the block, the first SIGINT or SIGTERM stops the command (``Interrupted``), so the
+    context managers around it stop the servers they started."""
+    if _active:  # nested: the outer block already watches
+        yield _active[-1]
+        return
+
+    def handler(signal_number: int, _: object) -> None:
+        raise _interrupted(signal_number)
+
+    stopper = Stopper()
+    previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+    previous_fd = signal.set_wakeup_fd(stopper.wakeup_fd, warn_on_full_buffer=False)
+    for stop_signal in STOP_SIGNALS:
+        signal.signal(stop_signal, handler)
+    _active.append(stopper)
+    try:
+        yield stopper
+    finally:
+        _active.pop()
+        signal.set_wakeup_fd(previous_fd)
+        for stop_signal, handled in previous.items():
+            signal.signal(stop_signal, handled)
+        stopper.close()
+
+
+def check_stop() -> None:
+    """After a run: stop now if a signal came while it ran (a no-op outside ``stopping()``)."""
+    if _active:
+        _active[-1].check()
+
+
+class Progress:
+    """``line(text)``: the text with how many of ``total`` are done, the time so far and what is left."""
+
+    def __init__(self, total: int, what: str = "windows") -> None:
+        self.total, self.what, self.done = total, what, 0
+        self.started = time.monotonic()
+
+    def line(self, text: str) -> str:
+        self.done += 1
+        elapsed = time.monotonic() - self.started
+        left = elapsed / self.done * (self.total - self.done)
+        return (
+            f"{text}  [{self.done}/{self.total} {self.what}, {elapsed:.1f}s elapsed, "
+            f"{self.total - self.done} left, ~{left:.0f}s]"
+        )
