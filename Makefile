@@ -37,9 +37,9 @@ prepare: install
 	$(BIN)/s3-sharing prepare
 
 ## demo: set everything up and run the main job on the embedded default (DuckDB)
-$(DAGSTER_HOME)/dagster.yaml:
+$(DAGSTER_HOME)/dagster.yaml: | $(VENV)/.installed
 	mkdir -p $(DAGSTER_HOME)
-	printf 'telemetry:\n  enabled: false\n' > $@
+	$(BIN)/python -c 'from s3_sharing.devtools.dagster_dev import LOCAL_INSTANCE; print(LOCAL_INSTANCE, end="")' > $@
 
 demo: prepare $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/s3-sharing demo

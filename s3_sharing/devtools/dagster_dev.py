@@ -22,7 +22,12 @@ from s3_sharing.devtools.ports import free_port
 from s3_sharing.platform.settings import REPO_ROOT
 
 WORKSPACE = REPO_ROOT / "workspace.yaml"
-NO_TELEMETRY = "telemetry:\n  enabled: false\n"
+LOCAL_INSTANCE = (
+    "telemetry:\n  enabled: false\n"
+    # the daemon marks a launched run failed when its process died (a killed run worker)
+    "run_monitoring:\n  enabled: true\n  poll_interval_seconds: 15\n"
+)
+"""The local ``DAGSTER_HOME/dagster.yaml`` (``make demo`` and ``make dev`` write it once)."""
 LOCATION_STATUS = """
 { workspaceOrError { __typename ... on Workspace { locationEntries {
     name loadStatus locationOrLoadError { __typename ... on PythonError { message } } } } } }
@@ -87,7 +92,7 @@ def dagster_dev(
     dagster_home.mkdir(parents=True, exist_ok=True)
     instance_settings = dagster_home / "dagster.yaml"
     if not instance_settings.exists():
-        instance_settings.write_text(NO_TELEMETRY)
+        instance_settings.write_text(LOCAL_INSTANCE)
     port = port or free_port()
     command = [
         sys.executable,

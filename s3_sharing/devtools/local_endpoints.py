@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -356,7 +357,7 @@ class LocalEndpoints:
 
 
 def write_env_file(path: Path, environment: dict[str, str]) -> None:
-    path.write_text("".join(f"export {k}={v}\n" for k, v in sorted(environment.items())))
+    path.write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in sorted(environment.items())))
 
 
 @contextmanager

@@ -17,10 +17,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from s3_sharing.inbound.catalog import ENTITIES, PARENT_REFERENCE_CODE, REFERENCE_CODE, Entity, parents_first
+from s3_sharing.platform.bucket_names import BucketName
 from s3_sharing.platform.storage import AssumedRole, Bucket, BucketLocation, S3Buckets, StorageError
 from s3_sharing.platform.yaml_registry import PublicKey, read_public_key, read_registry_file
 
-_BUCKET = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"  # pydantic patterns: $ is the very end
 _ROLE_ARN = r"^arn:aws:iam::\d{12}:role/[\w+=,.@/-]{1,128}$"
 _FOLDER = re.compile(r"^([A-Za-z0-9_.=-]+/)+\Z")
 _ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
@@ -36,7 +36,7 @@ class _Strict(BaseModel):
 
 
 class Connection(_Strict):
-    bucket: str = Field(pattern=_BUCKET)
+    bucket: BucketName
     region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
     role_arn: str | None = Field(default=None, pattern=_ROLE_ARN)
     external_id: str | None = Field(default=None, min_length=2, max_length=1224)

@@ -22,6 +22,7 @@ from pydantic import (
 
 from s3_sharing.outbound.datasets import Contents, Dataset
 from s3_sharing.outbound.layout import DEFAULT_TEMPLATES, Layout, LayoutError
+from s3_sharing.platform.bucket_names import check_bucket_name
 from s3_sharing.platform.storage import AssumedRole, Bucket, BucketLocation, S3Buckets
 from s3_sharing.platform.time import Cadence, Window
 from s3_sharing.platform.yaml_registry import PublicKey, read_public_key, read_registry_file
@@ -70,6 +71,8 @@ class Destination(_Strict):
         pattern, expected = _DESTINATION_FORMATS[info.field_name]
         if not pattern.fullmatch(value):  # not match(): "$" also matches before a final newline
             raise ValueError(f"{value!r} {expected}")
+        if info.field_name == "bucket_arn":
+            check_bucket_name(value.removeprefix("arn:aws:s3:::"))
         if info.field_name == "prefix" and any(part in (".", "..") for part in value.split("/")):
             raise ValueError(f"{value!r} has a '.' or '..' folder: keys must stay inside the prefix")
         return value

@@ -72,9 +72,13 @@ class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: 
 def read_registry_file(path: Path, model: type[Model], entries: str, noun: str, setting: str) -> Model:
     """``path`` validated as ``model``, whose list field ``entries`` holds one ``noun`` each."""
     try:
-        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # a SafeLoader
+        text = path.read_text()
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader
     except FileNotFoundError:
         raise RegistryError(f"{path}: registry file not found (set {setting})") from None
+    except yaml.constructor.ConstructorError as error:
+        where = _entry_at(text, entries, noun, error.problem_mark.line if error.problem_mark else -1)
+        raise RegistryError(f"{path}: {where}{error.problem} ({error.problem_mark})") from None
     except yaml.YAMLError as error:
         raise RegistryError(f"{path}: not valid YAML: {error}") from None
     if not isinstance(raw, dict):
@@ -84,6 +88,21 @@ def read_registry_file(path: Path, model: type[Model], entries: str, noun: str, 
     except ValidationError as error:
         lines = [_describe(path, raw, e, entries, noun) for e in error.errors()]
         raise RegistryError("\n".join(lines)) from None
+
+
+def _entry_at(text: str, entries: str, noun: str, line: int) -> str:
+    """``"business 'acme': "`` for the entry of the ``entries`` list that spans ``line``, else ``""``."""
+    root = yaml.compose(text, Loader=yaml.SafeLoader)  # nodes only: no key is constructed twice
+    listed = next(
+        (value for key, value in getattr(root, "value", ()) if getattr(key, "value", None) == entries), None
+    )
+    for number, entry in enumerate(getattr(listed, "value", ())):
+        if entry.start_mark.line <= line <= entry.end_mark.line:
+            ids = [
+                v.value for k, v in getattr(entry, "value", ()) if k.value == "id" and v.tag.endswith("str")
+            ]
+            return f"{noun} {ids[0]!r}: " if ids else f"{noun} #{number + 1}: "
+    return ""
 
 
 def _describe(path: Path, raw: dict[str, Any], error: Any, entries: str, noun: str) -> str:

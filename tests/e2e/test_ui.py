@@ -21,7 +21,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from s3_sharing.cli.runbook import verify
 from s3_sharing.definitions import build_definitions
-from s3_sharing.devtools.dagster_dev import NO_TELEMETRY, DagsterDev, dagster_dev
+from s3_sharing.devtools.dagster_dev import LOCAL_INSTANCE, DagsterDev, dagster_dev
 from s3_sharing.devtools.ports import free_port
 from s3_sharing.outbound.datasets import SOURCES
 from s3_sharing.platform.settings import LOCAL_DIR, REPO_ROOT, Settings
@@ -138,7 +138,7 @@ def test_a_backfill_launched_through_graphql_is_delivered_certified_and_shown_in
     # The staging views are unpartitioned: built once, recorded in the instance the UI reads.
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir()
-    (dagster_home / "dagster.yaml").write_text(NO_TELEMETRY)
+    (dagster_home / "dagster.yaml").write_text(LOCAL_INSTANCE)
     with monkeypatch.context() as patch:
         patch.setenv("DAGSTER_HOME", str(dagster_home))
         with dg.DagsterInstance.get() as instance:

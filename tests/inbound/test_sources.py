@@ -24,7 +24,7 @@ def bad(**changes: object) -> dict[str, object]:
 @pytest.mark.parametrize(
     ("entry", "field", "reason"),
     [
-        (bad(connection__bucket="Bad_Bucket"), "connection.bucket", "should match pattern"),
+        (bad(connection__bucket="Bad_Bucket"), "connection.bucket", "is not an S3 bucket name"),
         (bad(connection__secret_access_key_env="X"), "connection", "not both"),
         (bad(connection__role_arn=None), "connection", "give role_arn"),
         (bad(schedule__timezone="Mars/Olympus"), "schedule.timezone", "not an IANA time zone"),

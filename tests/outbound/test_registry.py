@@ -215,5 +215,18 @@ def test_a_key_written_twice_in_yaml_is_refused_with_its_line(tmp_path, keys):
     path = write_registry(tmp_path / "registry.yaml", [registry_entry("acme", keys)])
     text = path.read_text().replace("cadence: hourly", "cadence: hourly\n  cadence: daily")
     path.write_text(text)
-    with pytest.raises(RegistryError, match=r"registry\.yaml: not valid YAML: .*key 'cadence' appears twice"):
+    with pytest.raises(RegistryError, match=r"registry\.yaml: business 'acme': key 'cadence' appears twice"):
         load_registry(path)
+
+
+@pytest.mark.parametrize(
+    "bucket", ["my..bucket", "192.168.1.10", "xn--bucket", "bucket-s3alias", "Upper", "ab", "-edge"]
+)
+def test_a_bucket_name_aws_refuses_is_refused_naming_the_business(tmp_path, keys, bucket):
+    destination = registry_entry("acme", keys)["destination"] | {"bucket_arn": f"arn:aws:s3:::{bucket}"}
+    path = write_registry(tmp_path / "registry.yaml", [registry_entry("acme", keys, destination=destination)])
+    with pytest.raises(
+        RegistryError, match=r"registry\.yaml: business 'acme': destination\.bucket_arn: "
+    ) as error:
+        load_registry(path)
+    assert len(str(error.value).splitlines()) == 1

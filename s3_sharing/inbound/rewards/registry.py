@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from s3_sharing.platform import crypto
+from s3_sharing.platform.bucket_names import BucketName
 from s3_sharing.platform.yaml_registry import PublicKey, RegistryError, read_public_key, read_registry_file
 
 TRANSACTION_TYPES = ("purchase", "refund", "reversal", "chargeback", "cash_withdrawal", "fee")
@@ -37,7 +38,6 @@ FIELDS = (
     "original_transaction_id",
 )
 REQUIRED_FIELDS = ("transaction_id", "user_id", "amount", "currency", "occurred_at", "type")
-_BUCKET = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 _PREFIX = re.compile(r"^([a-z0-9_-]+/)+\Z")
 _FINGERPRINT = r"^[0-9A-Fa-f]{40}$|^[0-9A-Fa-f]{64}$"
 _ID = r"^[a-z][a-z0-9_]{1,62}$"
@@ -50,7 +50,7 @@ class _Strict(BaseModel):
 class Landing(_Strict):
     """The platform's landing bucket (versioned, SSE-KMS; FIs upload through AWS Transfer Family)."""
 
-    bucket: str = Field(pattern=_BUCKET)
+    bucket: BucketName
     region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
     quarantine_prefix: str = "_quarantine/"
     """Where rejected files are moved, outside every FI's prefix."""
