@@ -26,14 +26,14 @@ def fresh_database(admin_dsn: str) -> str:
     a child process that only measures its own RSS does not pay for them.)"""
     import psycopg
 
-    from s3_sharing.platform.postgres import migrate
+    from s3_sharing.inbound.database import migrate_inbound
 
     name = f"bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(admin_dsn, autocommit=True) as connection:
         connection.execute(f"CREATE DATABASE {name}")
     dsn = admin_dsn.rsplit("/", 1)[0] + f"/{name}"
     with psycopg.connect(dsn) as connection:
-        migrate(connection)
+        migrate_inbound(connection)
     with psycopg.connect(admin_dsn, autocommit=True) as connection:
         connection.execute("CHECKPOINT")
     return dsn

@@ -274,9 +274,9 @@ def time_definitions(keys: Path, db: Path, work: Path, count: int) -> tuple[floa
     path.write_text(yaml.safe_dump({"businesses": [entry(f"b{n:05d}", keys) for n in range(count)]}))
     code = (
         "import time; t0 = time.perf_counter(); "
-        "from s3_sharing.definitions import build_definitions; "
+        "from s3_sharing.outbound.location import build_outbound_location; "
         "from s3_sharing.platform.settings import Settings; "
-        "t1 = time.perf_counter(); d = build_definitions(Settings.from_env()); "
+        "t1 = time.perf_counter(); d = build_outbound_location(Settings.from_env()); "
         f"assert len(d.resolve_asset_graph().get_all_asset_keys()) > {count}; "
         "print(time.perf_counter() - t1, time.perf_counter() - t0)"
     )

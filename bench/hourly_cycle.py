@@ -102,11 +102,12 @@ def main() -> None:
 def run_cycle(args: argparse.Namespace, history_hour: datetime, measured_hour: datetime) -> None:
     import dagster as dg
 
-    from s3_sharing.cli.runbook import QUIET, deliver
-    from s3_sharing.definitions import build_definitions
+    from s3_sharing.cli.runbook import deliver
+    from s3_sharing.cli.runs import QUIET
     from s3_sharing.devtools.local_endpoints import local_stack
     from s3_sharing.outbound.checks import CHECK_OP_BUSINESSES, check_op_name
     from s3_sharing.outbound.jobs import CERTIFY_JOB
+    from s3_sharing.outbound.location import build_outbound_location
     from s3_sharing.outbound.registry import read_registry
     from s3_sharing.platform.settings import Settings
     from s3_sharing.platform.time import Cadence, hourly_key
@@ -120,7 +121,7 @@ def run_cycle(args: argparse.Namespace, history_hour: datetime, measured_hour: d
         local_stack(registry, settings.archive_bucket) as endpoints,
         dg.DagsterInstance.ephemeral() as instance,
     ):
-        defs = build_definitions(settings)
+        defs = build_outbound_location(settings)
         defs.resolve_job_def(REFERENCE_MODELS_JOB).execute_in_process(instance=instance, run_config=QUIET)
         marts = defs.resolve_job_def(HOURLY_MARTS_JOB)
         marts.execute_in_process(instance=instance, partition_key=history, run_config=QUIET)

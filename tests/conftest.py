@@ -11,10 +11,10 @@ import duckdb
 import pytest
 import yaml
 
-from s3_sharing.definitions import build_definitions
 from s3_sharing.devtools import datagen
 from s3_sharing.devtools.keygen import KeyPair, generate_key_pair
 from s3_sharing.devtools.local_endpoints import local_stack
+from s3_sharing.outbound.location import build_outbound_location
 from s3_sharing.outbound.registry import read_registry
 from s3_sharing.platform.settings import DBT_PROJECT_DIR, Settings, variable
 from s3_sharing.transform.dbt_assets import HOURLY_MARTS_JOB, REFERENCE_MODELS_JOB, dbt_project, prepare
@@ -153,7 +153,7 @@ def built_warehouse(tmp_path_factory: pytest.TempPathFactory, dbt_manifest: Path
             )
         )
         patch.setenv("S3_SHARING_REGISTRY", str(write_registry(directory / "empty.yaml", [])))
-        defs = build_definitions(built.model_copy(update={"registry": directory / "empty.yaml"}))
+        defs = build_outbound_location(built.model_copy(update={"registry": directory / "empty.yaml"}))
         instance = dg.DagsterInstance.ephemeral()
         defs.resolve_job_def(REFERENCE_MODELS_JOB).execute_in_process(instance=instance)
         defs.resolve_job_def(HOURLY_MARTS_JOB).execute_in_process(

@@ -1,4 +1,5 @@
-"""The code location's shape for the demo registry, compared with a committed snapshot.
+"""Each code location's shape for the demo registries, compared with its committed snapshot
+(``tests/snapshots/<location>.json``).
 
 Every asset (group, partitions, upstream), check, job (with its selection), schedule and sensor.
 A change to any of them fails here until the snapshot is updated on purpose:
@@ -11,13 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pytest
 import yaml
 
-from s3_sharing.definitions import build_definitions
+from s3_sharing.inbound.location import build_inbound_location
+from s3_sharing.outbound.location import build_outbound_location
 from s3_sharing.platform.settings import REPO_ROOT, Settings
 from tests.conftest import with_worker_dbt
 
-SNAPSHOT = Path(__file__).parent / "snapshots" / "definitions.json"
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+LOCATIONS = {"outbound": build_outbound_location, "inbound": build_inbound_location}
 
 
 def _demo_registry(tmp_path: Path, public_key: Path) -> Path:
@@ -84,7 +88,8 @@ def describe(defs: dg.Definitions) -> dict[str, Any]:
     return {"assets": assets, "checks": checks, "jobs": jobs, "schedules": schedules, "sensors": sensors}
 
 
-def test_the_definitions_match_the_committed_snapshot(tmp_path, monkeypatch, keys, dbt_manifest):
+@pytest.mark.parametrize("location", sorted(LOCATIONS))
+def test_each_location_matches_its_committed_snapshot(location, tmp_path, monkeypatch, keys, dbt_manifest):
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     settings = Settings.from_env(
         with_worker_dbt(
@@ -95,9 +100,10 @@ def test_the_definitions_match_the_committed_snapshot(tmp_path, monkeypatch, key
             }
         )
     )
-    found = describe(build_definitions(settings))
+    found = describe(LOCATIONS[location](settings))
+    snapshot = SNAPSHOTS / f"{location}.json"
     if os.environ.get("UPDATE_SNAPSHOT"):
-        SNAPSHOT.write_text(json.dumps(found, indent=1, sort_keys=True) + "\n")
-    expected = json.loads(SNAPSHOT.read_text())
+        snapshot.write_text(json.dumps(found, indent=1, sort_keys=True) + "\n")
+    expected = json.loads(snapshot.read_text())
     for part in ("assets", "checks", "jobs", "schedules", "sensors"):
-        assert found[part] == expected[part], f"{part} differ from {SNAPSHOT.name}"
+        assert found[part] == expected[part], f"{part} differ from {snapshot.name}"

@@ -76,3 +76,14 @@ def test_generate_writes_the_raw_tables(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "generated 2 hours ending 2026-01-01 02:00 UTC" in out
     assert re.search(r"raw\.transactions\s+[1-9][\d,]* rows", out), out
+
+
+def test_the_code_map_names_every_top_level_package_and_module():
+    code_map = README.split("s3_sharing/\n", 1)[1].split("```", 1)[0]
+    package = REPO_ROOT / "s3_sharing"
+    names = {p.name for p in package.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    for name in sorted(names):
+        assert f"  {name}/" in code_map, f"s3_sharing/{name}/ is missing from the README's code map"
+    for path in (package / "platform").glob("*.py"):
+        if path.stem != "__init__":
+            assert path.stem in code_map, f"platform/{path.name} is missing from the README's code map"

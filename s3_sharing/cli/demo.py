@@ -15,19 +15,21 @@ import dagster as dg
 from s3_sharing.cli import runbook
 from s3_sharing.cli.imports import history, history_table, run_source
 from s3_sharing.cli.rewards import describe, process_files
-from s3_sharing.definitions import build_definitions
+from s3_sharing.cli.runs import dagster_instance
 from s3_sharing.devtools import datagen, fi_files
 from s3_sharing.devtools.dagster_dev import dagster_dev
 from s3_sharing.devtools.import_files import demo_import_files
 from s3_sharing.devtools.keygen import generate_key_pair
 from s3_sharing.devtools.local_endpoints import LocalEndpoints, local_stack, write_env_file
+from s3_sharing.inbound.database import command_postgres
+from s3_sharing.inbound.location import build_inbound_location
 from s3_sharing.inbound.rewards.processor import open_landing, pending
 from s3_sharing.inbound.rewards.registry import read_fi_registry
 from s3_sharing.inbound.sources import read_sources
+from s3_sharing.outbound.location import build_outbound_location
 from s3_sharing.outbound.registry import Registry, read_registry
 from s3_sharing.platform import crypto
 from s3_sharing.platform.postgres import Postgres
-from s3_sharing.platform.resources import command_postgres
 from s3_sharing.platform.settings import LOCAL_DIR, PREFIX, SECRETS, Settings, variable
 from s3_sharing.platform.storage import S3Buckets
 from s3_sharing.platform.time import Cadence, cadence_partitions, hourly_key, windows_closed_by
@@ -90,8 +92,8 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
             f"PostgreSQL at {endpoints.pg_dsn}"
         )
         settings = settings.model_copy(update={"pg_dsn": endpoints.pg_dsn})
-        defs = build_definitions(settings)
-        instance = runbook.dagster_instance()
+        defs = build_outbound_location(settings)
+        instance = dagster_instance()
         for cadence in Cadence:
             partitions = cadence_partitions(cadence, settings.partition_start)
             closed = windows_closed_by(partitions, start.replace(tzinfo=UTC), end.replace(tzinfo=UTC))
@@ -104,7 +106,8 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
         runbook.print_verdicts(verdicts)
         print(f"verify: {sum(v.ok for v in verdicts)} of {len(verdicts)} windows certified")
         imported = all(
-            demo_imports(settings, endpoints, defs, instance, source.id, end) for source in sources[:1]
+            demo_imports(settings, endpoints, build_inbound_location(settings), instance, source.id, end)
+            for source in sources[:1]
         )
         rewarded = demo_rewards(settings, endpoints, end)
         delivered = not any(o.failed for o in outcomes) and all(v.ok for v in verdicts)

@@ -9,13 +9,15 @@ from typing import Any
 
 import dagster as dg
 
-from s3_sharing.cli.runs import QUIET, check_stop
+from s3_sharing.cli.runs import QUIET, check_stop, dagster_instance
 from s3_sharing.inbound.assets import MISSING_REPLAY, import_job_name, import_key, sealer_for
+from s3_sharing.inbound.database import command_postgres
 from s3_sharing.inbound.importer import Importer
+from s3_sharing.inbound.location import build_inbound_location
 from s3_sharing.inbound.onboarding import import_onboarding_pack, verify_import_access
 from s3_sharing.inbound.sources import ImportSource, read_sources
 from s3_sharing.platform.postgres import Postgres
-from s3_sharing.platform.resources import command_platform_keys, command_postgres
+from s3_sharing.platform.resources import command_platform_keys
 from s3_sharing.platform.settings import Settings
 from s3_sharing.platform.storage import S3Buckets
 
@@ -93,10 +95,8 @@ def cmd_imports_replay(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _run(settings: Settings, source_id: str, entities: list[str] | None, replay: str | None = None) -> int:
-    from s3_sharing.cli.runbook import dagster_instance
-    from s3_sharing.definitions import build_definitions
-
-    result, files = run_source(build_definitions(settings), dagster_instance(), source_id, entities, replay)
+    defs = build_inbound_location(settings)
+    result, files = run_source(defs, dagster_instance(), source_id, entities, replay)
     if files:
         print(history_table(history(command_postgres(settings), source_id, run_id=result.run_id)))
     else:

@@ -15,11 +15,11 @@ from s3_sharing.cli import runbook
 from s3_sharing.cli.demo import DEMO_HOURS, cmd_demo, cmd_endpoints
 from s3_sharing.cli.imports import add_import_commands
 from s3_sharing.cli.rewards import add_rewards_commands
-from s3_sharing.cli.runs import Interrupted, stopping
-from s3_sharing.definitions import build_definitions
+from s3_sharing.cli.runs import Interrupted, dagster_instance, stopping
 from s3_sharing.devtools import datagen
 from s3_sharing.devtools.dagster_dev import GraphQLError
 from s3_sharing.outbound.dictionary import data_dictionary
+from s3_sharing.outbound.location import build_outbound_location
 from s3_sharing.outbound.onboarding import onboarding_pack, verify_access
 from s3_sharing.outbound.registry import Business, read_registry
 from s3_sharing.platform.postgres import PostgresNotConfigured
@@ -105,7 +105,7 @@ def cmd_deliver(settings: Settings, args: argparse.Namespace) -> int:
     unknown = set(args.business or ()) - {b.id for b in registry.businesses}
     if unknown:
         raise RegistryError(f"{settings.registry}: no business {sorted(unknown)[0]!r}")
-    defs, instance = build_definitions(settings), runbook.dagster_instance()
+    defs, instance = build_outbound_location(settings), dagster_instance()
     outcomes = []
     for cadence in Cadence:
         keys = [

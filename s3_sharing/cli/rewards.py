@@ -7,7 +7,9 @@ from typing import Any
 
 import dagster as dg
 
-from s3_sharing.cli.runs import QUIET, Progress, check_stop
+from s3_sharing.cli.runs import QUIET, Progress, check_stop, dagster_instance
+from s3_sharing.inbound.database import command_postgres
+from s3_sharing.inbound.location import build_inbound_location
 from s3_sharing.inbound.rewards.assets import REWARDS_JOB, RewardsRunConfig
 from s3_sharing.inbound.rewards.processor import (
     balance,
@@ -17,7 +19,6 @@ from s3_sharing.inbound.rewards.processor import (
     pending,
 )
 from s3_sharing.inbound.rewards.registry import FinancialInstitution, FiRegistry, read_fi_registry
-from s3_sharing.platform.resources import command_postgres
 from s3_sharing.platform.settings import Settings, SettingsError
 from s3_sharing.platform.storage import ObjectVersion, S3Buckets
 
@@ -36,10 +37,7 @@ def process_files(
 ) -> list[dict[str, Any]]:
     """Each file through the rewards job, one run per file as the sensor requests them; the
     metadata of each file processed."""
-    from s3_sharing.cli.runbook import dagster_instance
-    from s3_sharing.definitions import build_definitions
-
-    job = build_definitions(settings).resolve_job_def(REWARDS_JOB)
+    job = build_inbound_location(settings).resolve_job_def(REWARDS_JOB)
     instance, processed = dagster_instance(), []
     counter = Progress(len(files), "files")
     for fi, version in files:

@@ -1,23 +1,21 @@
 """What the runbook commands do (deliver, verify), through the same jobs and code as the assets."""
 
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
-from s3_sharing.cli.runs import QUIET, Progress, check_stop
-from s3_sharing.definitions import build_definitions
+from s3_sharing.cli.runs import QUIET, Progress, check_stop, dagster_instance
 from s3_sharing.outbound.asset_keys import delivery_key
 from s3_sharing.outbound.certification import Certifier, Status, Verdict
 from s3_sharing.outbound.datasets import SOURCES
 from s3_sharing.outbound.delivery import RESTATEMENT_TAG
 from s3_sharing.outbound.jobs import deliveries_job_name
+from s3_sharing.outbound.location import build_outbound_location
 from s3_sharing.outbound.registry import Business, Registry, read_registry
 from s3_sharing.platform.resources import build_resources
 from s3_sharing.platform.settings import Settings
@@ -134,7 +132,7 @@ def verify(
     project = dbt_project(settings)
     manifest = load_manifest(project)
     relations = {d: model_relation(manifest, s.model) for d, s in SOURCES.items()}
-    with dg.build_resources(build_resources(settings, project)) as resources:
+    with dg.build_resources(build_resources(settings)) as resources:
         _, signing_cert = resources.keys.signing_key()
         certifier = Certifier(
             resources.warehouse,
@@ -171,19 +169,10 @@ def summary_table(outcomes: Sequence[Outcome]) -> str:
     return "\n".join(lines)
 
 
-def dagster_instance() -> dg.DagsterInstance:
-    """The persistent instance when DAGSTER_HOME is set (runs then show in the UI)."""
-    if home := os.environ.get("DAGSTER_HOME"):
-        Path(home).mkdir(parents=True, exist_ok=True)
-        return dg.DagsterInstance.get()
-    print("DAGSTER_HOME is not set: runs are not recorded (set it to see them in the UI)")
-    return dg.DagsterInstance.ephemeral()
-
-
 def materialize(settings: Settings, first: str, last: str) -> None:
     """Build the staging views, then the marts for hours ``first``..``last`` in one dbt run."""
     settings.require_warehouse()
-    defs = build_definitions(settings)
+    defs = build_outbound_location(settings)
     instance = dagster_instance()
     started = time.perf_counter()
     defs.resolve_job_def(REFERENCE_MODELS_JOB).execute_in_process(instance=instance, run_config=QUIET)

@@ -6,7 +6,10 @@ import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+
+import dagster as dg
 
 QUIET: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 """The commands print one line per window or file (and per failure) themselves; the runs' own logs
@@ -106,3 +109,12 @@ class Progress:
             f"{text}  [{self.done}/{self.total} {self.what}, {elapsed:.1f}s elapsed, "
             f"{self.total - self.done} left, ~{left:.0f}s]"
         )
+
+
+def dagster_instance() -> dg.DagsterInstance:
+    """The persistent instance when DAGSTER_HOME is set (runs then show in the UI)."""
+    if home := os.environ.get("DAGSTER_HOME"):
+        Path(home).mkdir(parents=True, exist_ok=True)
+        return dg.DagsterInstance.get()
+    print("DAGSTER_HOME is not set: runs are not recorded (set it to see them in the UI)")
+    return dg.DagsterInstance.ephemeral()

@@ -77,7 +77,7 @@ class DagsterDev:
             if entries and all(e["loadStatus"] == "LOADED" and e["locationOrLoadError"] for e in entries):
                 return
             time.sleep(1)
-        raise GraphQLError(f"the code location did not load within {timeout:.0f}s")
+        raise GraphQLError(f"the code locations did not load within {timeout:.0f}s")
 
 
 @contextmanager

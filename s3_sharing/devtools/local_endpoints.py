@@ -27,13 +27,14 @@ import psycopg
 
 from s3_sharing.devtools.ports import free_port
 from s3_sharing.devtools.postgres import LocalPostgres
+from s3_sharing.inbound.database import migrate_inbound
 from s3_sharing.inbound.iam import import_role_policy
 from s3_sharing.inbound.rewards.iam import fi_upload_policy, landing_statements
 from s3_sharing.inbound.rewards.registry import FiRegistry
 from s3_sharing.inbound.sources import ImportSource
-from s3_sharing.outbound.iam import delivery_role_policy, delivery_role_trust_policy, platform_policy
+from s3_sharing.outbound.iam import delivery_role_policy
 from s3_sharing.outbound.registry import Business, Registry
-from s3_sharing.platform.postgres import migrate
+from s3_sharing.platform.iam import platform_policy, role_trust_policy
 from s3_sharing.platform.settings import LOCAL_DIR
 
 LOCAL_ACCOUNT = "123456789012"  # moto's default account
@@ -178,9 +179,7 @@ class LocalEndpoints:
                 self._kms_key(business)
             role = iam.create_role(
                 RoleName=business.role_name,
-                AssumeRolePolicyDocument=json.dumps(
-                    delivery_role_trust_policy(platform_arn, business.external_id)
-                ),
+                AssumeRolePolicyDocument=json.dumps(role_trust_policy(platform_arn, business.external_id)),
             )
             iam.put_role_policy(
                 RoleName=business.role_name,
@@ -227,7 +226,7 @@ class LocalEndpoints:
             connection, policy = source.connection, json.dumps(import_role_policy(source))
             if connection.role_arn:
                 name = connection.role_arn.rsplit("/", 1)[-1]
-                trust = delivery_role_trust_policy(platform_arn, connection.external_id)
+                trust = role_trust_policy(platform_arn, connection.external_id)
                 role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
                 iam.put_role_policy(RoleName=name, PolicyName="import", PolicyDocument=policy)
                 role_arns.append(role["Role"]["Arn"])
@@ -380,7 +379,7 @@ def local_stack(
         if database is not None:
             endpoints.pg_dsn = database.dsn
             with psycopg.connect(database.dsn) as connection:
-                migrate(connection)
+                migrate_inbound(connection)
         os.environ.update(endpoints.environment())
         try:
             yield endpoints

@@ -13,10 +13,11 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from s3_sharing.inbound.database import migrate_inbound
 from s3_sharing.inbound.importer import FileOutcome, Importer, error_file_sealer
 from s3_sharing.inbound.sources import EntityImport, ImportSource, ImportSources
 from s3_sharing.platform.crypto import Sealer
-from s3_sharing.platform.postgres import Postgres, migrate
+from s3_sharing.platform.postgres import Postgres
 from s3_sharing.platform.resources import PlatformKeys, WorkDirectory
 from s3_sharing.platform.storage import GcsArchive, S3Buckets, StorageError
 
@@ -102,7 +103,7 @@ def _build_entity_asset(source: ImportSource, item: EntityImport) -> dg.AssetsDe
         workdir: WorkDirectory,
     ) -> Iterator[Any]:
         with postgres.connect() as connection:
-            migrate(connection)
+            migrate_inbound(connection)
         try:
             bucket = source.open_bucket(s3)
         except StorageError as error:  # wrong or revoked credentials: this source only, said plainly
@@ -193,10 +194,8 @@ def _checks(
         )
 
 
-def build_import_definitions(
-    sources: ImportSources,
-) -> tuple[list[dg.AssetsDefinition], list[Any], list[Any]]:
-    """(assets, jobs, schedules): a job per source that imports its entities parents first, and a
+def build_import_definitions(sources: ImportSources) -> dg.Definitions:
+    """The import assets, jobs and schedules: a job per source that imports its entities parents first, and a
     schedule per source from its frequency, running while the source is active."""
     assets, jobs, schedules = [], [], []
     for source in sources.sources:
@@ -223,4 +222,4 @@ def build_import_definitions(
         )
         assets += entity_assets
         jobs.append(job)
-    return assets, jobs, schedules
+    return dg.Definitions(assets=assets, jobs=jobs, schedules=schedules)

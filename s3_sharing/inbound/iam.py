@@ -9,7 +9,7 @@ imported.
 from typing import Any
 
 from s3_sharing.inbound.sources import ImportSource
-from s3_sharing.outbound.iam import LIST_ACTIONS, POLICY_VERSION, READ_ACTIONS, bucket_arn, prefix_objects_arn
+from s3_sharing.platform.iam import LIST_ACTIONS, POLICY_VERSION, READ_ACTIONS, bucket_arn, prefix_objects_arn
 
 ERROR_FILE_ACTIONS = ["s3:PutObject", "s3:PutObjectAcl", "s3:DeleteObject"]
 """PutObjectAcl: AWS requires it for the ``bucket-owner-full-control`` header every upload sends."""

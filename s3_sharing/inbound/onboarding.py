@@ -15,7 +15,7 @@ from s3_sharing.inbound.catalog import PARENT_REFERENCE_CODE
 from s3_sharing.inbound.iam import import_role_policy
 from s3_sharing.inbound.importer import list_files
 from s3_sharing.inbound.sources import EntityImport, ImportSource
-from s3_sharing.outbound.iam import delivery_role_trust_policy
+from s3_sharing.platform.iam import role_trust_policy
 from s3_sharing.platform.storage import Bucket, S3Buckets, Step, StorageError, connect_step, denied
 
 PROBE_NAME = "_s3_sharing_probe_{}.txt"
@@ -65,7 +65,7 @@ def import_onboarding_pack(source: ImportSource, platform_principal: str) -> str
         sections += [
             f"- a role in their account that we assume: {connection.role_arn}",
             "  trust policy (our principal, with the external id we agreed):",
-            json.dumps(delivery_role_trust_policy(platform_principal, connection.external_id), indent=2),
+            json.dumps(role_trust_policy(platform_principal, connection.external_id), indent=2),
             "  permission policy (list and read the folders, write the error files"
             + (", tag imported files" if source.tag_imported_files else "")
             + "):",

@@ -1,4 +1,4 @@
-"""Audits of a business's deliveries that need no Dagster: its keys, and tenant isolation.
+"""Audits of a business's deliveries that need no Dagster: tenant isolation (its keys: platform/keys.py).
 
 The checks turn each result into an asset check evaluation; the logic lives here.
 """
@@ -6,10 +6,7 @@ The checks turn each result into an asset check evaluation; the logic lives here
 import csv
 import io
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 import pysequoia
@@ -18,50 +15,10 @@ from s3_sharing.outbound.csvfile import restore_neutralised
 from s3_sharing.outbound.delivery import chain_head
 from s3_sharing.outbound.manifest import Manifest
 from s3_sharing.outbound.registry import Business
-from s3_sharing.platform import crypto
 from s3_sharing.platform.state import StateStore
 from s3_sharing.platform.storage import GcsArchive
 
 ISOLATION_SAMPLE_FILES = 3
-
-
-class Severity(StrEnum):
-    ERROR = "error"
-    WARN = "warn"
-
-
-@dataclass(frozen=True)
-class Finding:
-    severity: Severity
-    message: str
-
-
-def key_findings(
-    keys: Sequence[tuple[str, Any, bool]], warning_days: int, now: datetime | None = None
-) -> list[Finding]:
-    """Problems of (owner, certificate, must encrypt) keys: expired, revoked or unusable keys are
-    errors; a key that expires within ``warning_days`` is a warning."""
-    moment = now or datetime.now(UTC)
-    findings = []
-    for owner, cert, must_encrypt in keys:
-        try:
-            crypto.require_unexpired(cert, owner, moment)
-        except crypto.KeyProblem as problem:
-            findings.append(Finding(Severity.ERROR, str(problem)))
-            continue
-        if must_encrypt:
-            try:
-                pysequoia.encrypt(b"probe", recipients=[cert])
-            except Exception as error:
-                findings.append(Finding(Severity.ERROR, f"{owner}: cannot encrypt to key ({error})"))
-                continue
-        expires = crypto.expiry(cert)
-        if expires is not None and expires - moment < timedelta(days=warning_days):
-            days = (expires - moment).days
-            findings.append(
-                Finding(Severity.WARN, f"{owner}: key expires in {days} days ({expires:%Y-%m-%d})")
-            )
-    return findings
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,12 @@ import dagster as dg
 from pydantic import Field
 
 from s3_sharing.outbound.asset_keys import delivery_key
-from s3_sharing.outbound.audits import DeliverySample, Severity, key_findings, sample_latest_delivery
+from s3_sharing.outbound.audits import DeliverySample, sample_latest_delivery
 from s3_sharing.outbound.certification import Certifier, Status
 from s3_sharing.outbound.datasets import Dataset
 from s3_sharing.outbound.registry import Business
 from s3_sharing.platform import crypto
+from s3_sharing.platform.keys import Severity, key_findings
 from s3_sharing.platform.resources import PlatformKeys
 from s3_sharing.platform.state import StateStore
 from s3_sharing.platform.storage import GcsArchive, S3Buckets

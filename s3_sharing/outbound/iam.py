@@ -3,22 +3,12 @@ lists the business's bucket and key policies grant that role."""
 
 from typing import Any
 
-POLICY_VERSION = "2012-10-17"
+from s3_sharing.platform.iam import LIST_ACTIONS, POLICY_VERSION, READ_ACTIONS, bucket_arn, prefix_objects_arn
+
 WRITE_ACTIONS = ["s3:PutObject", "s3:PutObjectAcl", "s3:DeleteObject", "s3:AbortMultipartUpload"]
 """Write, replace and remove objects under the prefix (a rerun removes files it no longer has)."""
-READ_ACTIONS = ["s3:GetObject"]
-"""Read back what was deposited, for the certification."""
-LIST_ACTIONS = ["s3:ListBucket"]
 KMS_ACTIONS = ["kms:GenerateDataKey", "kms:Decrypt"]
 """Decrypt too: S3 needs it to complete multipart uploads and to return what we read back."""
-
-
-def bucket_arn(bucket: str) -> str:
-    return f"arn:aws:s3:::{bucket}"
-
-
-def prefix_objects_arn(bucket: str, prefix: str) -> str:
-    return f"{bucket_arn(bucket)}/{prefix}*"
 
 
 def delivery_role_policy(bucket: str, prefix: str, kms_key_arn: str | None) -> dict[str, Any]:
@@ -69,57 +59,4 @@ def kms_resource(kms_key_arn: str) -> dict[str, Any]:
     return {
         "Resource": f"arn:aws:kms:{region}:{account}:key/*",
         "Condition": {"ForAnyValue:StringEquals": {"kms:ResourceAliases": name}},
-    }
-
-
-def delivery_role_trust_policy(platform_principal_arn: str, external_id: str | None) -> dict[str, Any]:
-    statement: dict[str, Any] = {
-        "Effect": "Allow",
-        "Principal": {"AWS": platform_principal_arn},
-        "Action": "sts:AssumeRole",
-    }
-    if external_id:
-        statement["Condition"] = {"StringEquals": {"sts:ExternalId": external_id}}
-    return {"Version": POLICY_VERSION, "Statement": [statement]}
-
-
-STATE_ACTIONS = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
-"""Leases, chain heads and journals: read, conditionally write, remove."""
-
-
-def platform_policy(
-    delivery_role_arns: list[str], state_bucket: str, landing: list[dict[str, Any]] | None = None
-) -> dict[str, Any]:
-    """What the platform's own principal may do: assume the delivery roles, keep its state (in its
-    own bucket, nothing else of it), and with ``landing`` the landing bucket's statements
-    (``inbound/rewards/iam.py``)."""
-    return {
-        "Version": POLICY_VERSION,
-        "Statement": [
-            *(
-                [
-                    {
-                        "Sid": "AssumeDeliveryRoles",
-                        "Effect": "Allow",
-                        "Action": "sts:AssumeRole",
-                        "Resource": delivery_role_arns,
-                    }
-                ]
-                if delivery_role_arns
-                else []
-            ),
-            {
-                "Sid": "KeepState",
-                "Effect": "Allow",
-                "Action": STATE_ACTIONS,
-                "Resource": f"{bucket_arn(state_bucket)}/*",
-            },
-            {
-                "Sid": "ListState",
-                "Effect": "Allow",
-                "Action": LIST_ACTIONS,
-                "Resource": bucket_arn(state_bucket),
-            },
-            *(landing or []),
-        ],
     }

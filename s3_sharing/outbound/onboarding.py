@@ -11,20 +11,18 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from s3_sharing.outbound.iam import (
-    KMS_ACTIONS,
-    LIST_ACTIONS,
-    POLICY_VERSION,
-    READ_ACTIONS,
-    WRITE_ACTIONS,
-    bucket_arn,
-    delivery_role_policy,
-    delivery_role_trust_policy,
-    prefix_objects_arn,
-)
+from s3_sharing.outbound.iam import KMS_ACTIONS, WRITE_ACTIONS, delivery_role_policy
 from s3_sharing.outbound.layout import manifest_key
 from s3_sharing.outbound.registry import Business, Destination
 from s3_sharing.platform import crypto
+from s3_sharing.platform.iam import (
+    LIST_ACTIONS,
+    POLICY_VERSION,
+    READ_ACTIONS,
+    bucket_arn,
+    prefix_objects_arn,
+    role_trust_policy,
+)
 from s3_sharing.platform.storage import Bucket, S3Buckets, Step, StorageError, connect_step, denied
 
 PROBE_PREFIX = "_s3_sharing_probe/"
@@ -158,7 +156,7 @@ def onboarding_pack(business: Business, platform_principal: str, signing_key: st
         "",
         "== Our side (the platform's AWS account) ==",
         f"Role {destination.role_arn}, trust policy:",
-        _json(delivery_role_trust_policy(platform_principal, destination.external_id)),
+        _json(role_trust_policy(platform_principal, destination.external_id)),
         "Permission policy:",
         _json(delivery_role_policy(destination.bucket, destination.prefix, destination.sse.kms_key_arn)),
         "",

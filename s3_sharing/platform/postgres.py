@@ -10,13 +10,11 @@ changed afterwards is refused by name.
 
 import hashlib
 import re
-from importlib import resources
 from pathlib import Path
 
 import dagster as dg
 import psycopg
 
-MIGRATIONS = Path(str(resources.files("s3_sharing.inbound") / "migrations"))
 _MIGRATION_FILE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _LOCK = 0x53335348  # pg_advisory_xact_lock key of the migrations ("S3SH")
 
@@ -61,7 +59,7 @@ def advisory_lock_key(*parts: str) -> int:
     return int.from_bytes(hashlib.sha256("\0".join(parts).encode()).digest()[:8], "big", signed=True)
 
 
-def migration_files(directory: Path = MIGRATIONS) -> list[tuple[int, Path]]:
+def migration_files(directory: Path) -> list[tuple[int, Path]]:
     found = []
     for path in sorted(directory.glob("*.sql")):
         match = _MIGRATION_FILE.match(path.name)
@@ -74,7 +72,7 @@ def migration_files(directory: Path = MIGRATIONS) -> list[tuple[int, Path]]:
     return found
 
 
-def migrate(connection: psycopg.Connection, directory: Path = MIGRATIONS) -> list[str]:
+def migrate(connection: psycopg.Connection, directory: Path) -> list[str]:
     """Apply the pending migrations in one transaction; the names of those applied."""
     applied_now = []
     with connection.transaction():

@@ -4,17 +4,15 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DbtProject
 
 from s3_sharing.platform import crypto
 from s3_sharing.platform.gnupg import PinnedDecryptor
 from s3_sharing.platform.notify import Notifier
-from s3_sharing.platform.postgres import Postgres, migrate
+from s3_sharing.platform.postgres import Postgres
 from s3_sharing.platform.settings import Settings, variable
 from s3_sharing.platform.state import StateStore
 from s3_sharing.platform.storage import GcsArchive, S3Buckets
 from s3_sharing.platform.warehouse import BigQueryWarehouse, DuckDBWarehouse
-from s3_sharing.transform.dbt_assets import dbt_cli
 
 
 class PlatformKeys(dg.ConfigurableResource):
@@ -75,16 +73,6 @@ def command_platform_keys(settings: Settings) -> PlatformKeys:
     )
 
 
-def command_postgres(settings: Settings) -> Postgres:
-    """The operational database for a command run outside Dagster, migrated (the password read
-    from the settings)."""
-    password = settings.pg_password.get_secret_value() if settings.pg_password else None
-    postgres = Postgres(dsn=settings.pg_dsn, password=password)
-    with postgres.connect() as connection:
-        migrate(connection)
-    return postgres
-
-
 def _read(path: str, what: str) -> str:
     try:
         return Path(path).read_text()
@@ -98,19 +86,26 @@ def secret(settings: Settings, field: str) -> dg.EnvVar | None:
     return dg.EnvVar(variable(field)) if getattr(settings, field) is not None else None
 
 
+def postgres_resource(settings: Settings) -> Postgres:
+    return Postgres(dsn=settings.pg_dsn, password=secret(settings, "pg_password"))
+
+
+def state_resource(settings: Settings) -> StateStore:
+    return StateStore(bucket=settings.state_bucket)
+
+
 def warehouse_resource(settings: Settings) -> DuckDBWarehouse | BigQueryWarehouse:
     if settings.dbt_target == "prod":
         return BigQueryWarehouse(project=str(settings.bq_project), location=settings.bq_location)
     return DuckDBWarehouse(path=str(settings.duckdb_path))
 
 
-def build_resources(settings: Settings, project: DbtProject) -> dict[str, object]:
+def build_resources(settings: Settings) -> dict[str, object]:
+    """The resources both locations use; each adds its own (outbound: the warehouse, the state
+    bucket, dbt; inbound: PostgreSQL)."""
     return {
-        "dbt": dbt_cli(project),
-        "warehouse": warehouse_resource(settings),
         "archive": GcsArchive(bucket=settings.archive_bucket),
         "s3": S3Buckets(),
-        "state": StateStore(bucket=settings.state_bucket),
         "keys": PlatformKeys(
             signing_key_file=str(settings.signing_key_file),
             signing_key_passphrase=secret(settings, "signing_key_passphrase"),
@@ -122,7 +117,6 @@ def build_resources(settings: Settings, project: DbtProject) -> dict[str, object
             inbound_key_passphrase=secret(settings, "inbound_key_passphrase"),
         ),
         "workdir": WorkDirectory(root=str(settings.work_dir)),
-        "postgres": Postgres(dsn=settings.pg_dsn, password=secret(settings, "pg_password")),
         "notifier": Notifier(
             slack_token=secret(settings, "slack_token"),
             slack_channel=settings.slack_channel,

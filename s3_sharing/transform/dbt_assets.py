@@ -164,6 +164,10 @@ class DbtAssets:
     def all(self) -> list[dg.AssetsDefinition | dg.AssetSpec]:
         return [self.reference_models, self.hourly_marts, *self.raw_tables]
 
+    def definitions(self) -> dg.Definitions:
+        """The transform feature's definitions: the dbt assets, their jobs and the dbt resource."""
+        return dg.Definitions(assets=self.all(), jobs=self.jobs(), resources={"dbt": dbt_cli(self.project)})
+
     def jobs(self) -> list[Any]:
         return [
             dg.define_asset_job(

@@ -20,10 +20,10 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from s3_sharing.cli.runbook import verify
-from s3_sharing.definitions import build_definitions
 from s3_sharing.devtools.dagster_dev import LOCAL_INSTANCE, DagsterDev, dagster_dev
 from s3_sharing.devtools.ports import free_port
 from s3_sharing.outbound.datasets import SOURCES
+from s3_sharing.outbound.location import build_outbound_location
 from s3_sharing.platform.settings import LOCAL_DIR, REPO_ROOT, Settings
 from s3_sharing.platform.storage import GcsArchive
 from s3_sharing.transform.dbt_assets import REFERENCE_MODELS_JOB
@@ -60,7 +60,7 @@ RUN_STATUS = """
 query ($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }
 """
 SENSOR_TICKS = """
-query { sensorsOrError(repositorySelector: {repositoryLocationName: "s3_sharing",
+query { sensorsOrError(repositorySelector: {repositoryLocationName: "outbound",
                                             repositoryName: "__repository__"}) {
     ... on Sensors { results { name sensorState { ticks(limit: 50) { status error { message } } } } } } }
 """
@@ -142,7 +142,7 @@ def test_a_backfill_launched_through_graphql_is_delivered_certified_and_shown_in
     with monkeypatch.context() as patch:
         patch.setenv("DAGSTER_HOME", str(dagster_home))
         with dg.DagsterInstance.get() as instance:
-            job = build_definitions(settings).resolve_job_def(REFERENCE_MODELS_JOB)
+            job = build_outbound_location(settings).resolve_job_def(REFERENCE_MODELS_JOB)
             job.execute_in_process(instance=instance)
 
     # The daemon runs the schedules too: keep their ticks half an hour away from this test's runs.
@@ -199,7 +199,7 @@ def test_a_backfill_launched_through_graphql_is_delivered_certified_and_shown_in
             ui,
             {
                 "selector": {
-                    "repositoryLocationName": "s3_sharing",
+                    "repositoryLocationName": "outbound",
                     "repositoryName": "__repository__",
                     "jobName": "certify_deliveries_job",
                     "assetCheckSelection": [

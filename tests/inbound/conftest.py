@@ -11,9 +11,10 @@ import yaml
 
 from s3_sharing.devtools.local_endpoints import LocalEndpoints, local_stack
 from s3_sharing.devtools.postgres import LocalPostgres
+from s3_sharing.inbound.database import migrate_inbound
 from s3_sharing.inbound.sources import ImportSource, ImportSources, read_sources
 from s3_sharing.outbound.registry import Registry
-from s3_sharing.platform.postgres import Postgres, migrate
+from s3_sharing.platform.postgres import Postgres
 
 from ..conftest import ARCHIVE
 
@@ -78,7 +79,7 @@ def new_database(server: LocalPostgres) -> Postgres:
         connection.execute(f"CREATE DATABASE {name}")
     resource = Postgres(dsn=server.dsn.rsplit("/", 1)[0] + f"/{name}")
     with resource.connect() as connection:
-        migrate(connection)
+        migrate_inbound(connection)
     return resource
 
 

@@ -5,6 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from s3_sharing.inbound.catalog import ENTITIES, POSTGRES_TYPES, parents_first
+from s3_sharing.inbound.database import MIGRATIONS
 from s3_sharing.platform.postgres import MigrationError, migrate, migration_files
 
 pytestmark = pytest.mark.e2e  # a real PostgreSQL server
@@ -55,12 +56,12 @@ def test_migrations_apply_once_even_when_many_processes_migrate_at_once(postgres
 
     def migrate_once(_: int) -> list[str]:
         with postgres.connect() as connection:
-            return migrate(connection)
+            return migrate(connection, MIGRATIONS)
 
     with ThreadPoolExecutor(4) as pool:
         applied = list(pool.map(migrate_once, range(4)))
-    assert sorted(applied) == [[], [], [], [p.name for _, p in migration_files()]]
-    assert [p.name for _, p in migration_files()] == [
+    assert sorted(applied) == [[], [], [], [p.name for _, p in migration_files(MIGRATIONS)]]
+    assert [p.name for _, p in migration_files(MIGRATIONS)] == [
         "0001_imports.sql",
         "0002_rewards.sql",
         "0003_clawback_originals.sql",
@@ -70,12 +71,11 @@ def test_migrations_apply_once_even_when_many_processes_migrate_at_once(postgres
 
 
 def test_rewards_loaded_before_0005_move_onto_their_transactions_and_read_the_same(postgres, tmp_path):
-    from s3_sharing.platform.postgres import MIGRATIONS
 
     with postgres.connect() as connection:  # a database as 0004 left it, with a file loaded
         connection.execute("DROP SCHEMA public CASCADE")
         connection.execute("CREATE SCHEMA public")
-        for _, path in migration_files()[:4]:
+        for _, path in migration_files(MIGRATIONS)[:4]:
             (tmp_path / path.name).write_text(path.read_text())
         migrate(connection, tmp_path)
         connection.execute(
@@ -101,7 +101,6 @@ def test_rewards_loaded_before_0005_move_onto_their_transactions_and_read_the_sa
 
 
 def test_a_migration_changed_after_it_was_applied_is_refused_by_name(postgres, tmp_path):
-    from s3_sharing.platform.postgres import MIGRATIONS
 
     for path in MIGRATIONS.glob("*.sql"):
         (tmp_path / path.name).write_text(path.read_text() + "\n-- edited\n")

@@ -4,8 +4,8 @@ source; run in process against moto (IAM enforced), the GCS emulator and a real 
 import dagster as dg
 import pytest
 
-from s3_sharing.definitions import build_definitions
 from s3_sharing.inbound.assets import import_job_name, import_key
+from s3_sharing.inbound.location import build_inbound_location
 from s3_sharing.platform.settings import Settings
 
 from .conftest import source_entry, write_sources
@@ -28,7 +28,7 @@ SOURCES = [
 def definitions(settings, sources_file, postgres, monkeypatch) -> dg.Definitions:
     monkeypatch.setenv("S3_SHARING_IMPORT_SOURCES", str(sources_file))
     monkeypatch.setenv("S3_SHARING_PG_DSN", postgres.dsn)
-    return build_definitions(Settings.from_env())
+    return build_inbound_location(Settings.from_env())
 
 
 @pytest.mark.parametrize("sources_file", [SOURCES], indirect=True)

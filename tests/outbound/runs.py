@@ -2,15 +2,15 @@
 
 import dagster as dg
 
-from s3_sharing.definitions import build_definitions
 from s3_sharing.outbound.jobs import CERTIFY_JOB
+from s3_sharing.outbound.location import build_outbound_location
 from s3_sharing.outbound.registry import read_registry
 
 HOUR = "2026-01-01-05:00"
 
 
 def deliver(settings, partition: str, instance=None) -> None:
-    defs = build_definitions(settings)
+    defs = build_outbound_location(settings)
     result = defs.resolve_job_def("hourly_deliveries_job").execute_in_process(
         partition_key=partition, instance=instance, raise_on_error=False
     )
@@ -25,7 +25,7 @@ def certify(
     daily_last: str = "2026-01-01",
     daily_lookback: int = 1,
 ) -> dict[tuple[str, str], dg.AssetCheckEvaluation]:
-    job = build_definitions(settings).resolve_job_def(CERTIFY_JOB)
+    job = build_outbound_location(settings).resolve_job_def(CERTIFY_JOB)
     ops = {
         "hourly_delivery_checks": {"config": {"lookback": lookback, "last": last}},
         "daily_delivery_checks": {"config": {"lookback": daily_lookback, "last": daily_last}},

@@ -6,9 +6,9 @@ import dagster as dg
 import duckdb
 import pytest
 
-from s3_sharing.definitions import build_definitions
 from s3_sharing.devtools.local_endpoints import local_stack
 from s3_sharing.outbound.checks import run_windows
+from s3_sharing.outbound.location import build_outbound_location
 from s3_sharing.outbound.registry import read_registry
 from s3_sharing.platform.settings import Settings
 from s3_sharing.platform.storage import GcsArchive
@@ -90,7 +90,7 @@ def test_in_a_delivery_run_delivered_certifies_the_windows_that_run_delivered(bu
     """Earlier windows with rows are still undelivered (as during a backfill, when sibling runs
     deliver them at the same time): the run's own check must not fail on them; the scheduled
     look-back certification does."""
-    defs = build_definitions(built)
+    defs = build_outbound_location(built)
     result = defs.resolve_job_def("hourly_deliveries_job").execute_in_process(
         partition_key=HOUR, asset_selection=[dg.AssetKey(["deliveries", "acme"])], raise_on_error=False
     )

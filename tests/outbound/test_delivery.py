@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 from google.cloud import storage
 
-from s3_sharing.definitions import build_definitions
+from s3_sharing.outbound.location import build_outbound_location
 from s3_sharing.outbound.manifest import Manifest, sha256_hex
 from s3_sharing.outbound.registry import read_registry
 from s3_sharing.platform.storage import S3Buckets
@@ -25,7 +25,7 @@ WINDOW = ("2026-01-01 05:00:00", "2026-01-01 06:00:00")
 
 
 def deliver(settings, cadence: str, partition: str, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
-    defs = build_definitions(settings)
+    defs = build_outbound_location(settings)
     return defs.resolve_job_def(f"{cadence}_deliveries_job").execute_in_process(
         partition_key=partition, raise_on_error=raise_on_error
     )

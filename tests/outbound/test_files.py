@@ -10,8 +10,9 @@ import pyarrow as pa
 import pytest
 
 from s3_sharing.outbound.csvfile import CsvFileWriter, file_digests, runs_of
-from s3_sharing.outbound.iam import delivery_role_policy, delivery_role_trust_policy
+from s3_sharing.outbound.iam import delivery_role_policy
 from s3_sharing.outbound.manifest import ChainLink, FileEntry, Manifest
+from s3_sharing.platform.iam import role_trust_policy
 
 TRICKY = ['Café "Le Zinc"', "Uber, B.V.", "Lidl\nStore 42", "Ñu 王 Øster", "", "plain"]
 
@@ -96,7 +97,7 @@ def test_an_alias_is_matched_by_the_keys_it_names_never_as_a_resource():
 
 @pytest.mark.parametrize("external_id", [None, "ext-123"])
 def test_trust_policy_names_the_platform_and_the_external_id(external_id):
-    policy = delivery_role_trust_policy("arn:aws:iam::111122223333:role/platform", external_id)
+    policy = role_trust_policy("arn:aws:iam::111122223333:role/platform", external_id)
     (statement,) = policy["Statement"]
     assert statement["Principal"] == {"AWS": "arn:aws:iam::111122223333:role/platform"}
     condition = statement.get("Condition")

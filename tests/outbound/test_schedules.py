@@ -5,10 +5,10 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from s3_sharing.definitions import build_definitions
 from s3_sharing.outbound import sensors
 from s3_sharing.outbound.datasets import SOURCES
 from s3_sharing.outbound.jobs import CERTIFY_JOB
+from s3_sharing.outbound.location import build_outbound_location
 from s3_sharing.transform.dbt_assets import HOURLY_MARTS_JOB
 
 from ..conftest import default_registry, registry_entry, write_registry
@@ -17,14 +17,14 @@ HOUR = "2026-01-01-05:00"
 
 
 def test_the_certification_schedule_certifies_every_look_back_each_hour(settings):
-    definition = build_definitions(settings).resolve_schedule_def("certification_schedule")
+    definition = build_outbound_location(settings).resolve_schedule_def("certification_schedule")
     assert definition.cron_schedule == "40 * * * *"
     assert definition.job_name == CERTIFY_JOB
     assert definition.default_status == dg.DefaultScheduleStatus.RUNNING
 
 
 def test_the_hourly_schedule_ticks_request_exactly_the_previous_hour(settings):
-    definition = build_definitions(settings).resolve_schedule_def("hourly_sharing_schedule")
+    definition = build_outbound_location(settings).resolve_schedule_def("hourly_sharing_schedule")
     with dg.DagsterInstance.ephemeral() as instance:
         context = dg.build_schedule_context(
             instance=instance, scheduled_execution_time=datetime(2026, 1, 1, 5, 10, tzinfo=UTC)
@@ -40,7 +40,7 @@ def test_the_daily_sharing_sensor_waits_until_every_hour_of_the_day_is_built_and
     """The instance's records stand for the hourly runs here (materializations reported without a
     run, runs created in the state they would be in); the dbt-built path is in test_sensors.py."""
     monkeypatch.setattr(sensors, "utc_now", lambda: datetime(2026, 1, 2, 0, 10, tzinfo=UTC))
-    defs = build_definitions(settings)
+    defs = build_outbound_location(settings)
     sensor = defs.resolve_sensor_def("daily_sharing_sensor")
     marts_job = defs.resolve_job_def(HOURLY_MARTS_JOB)
     mart_keys = [dg.AssetKey(["marts", source.model]) for source in SOURCES.values()]
@@ -84,7 +84,7 @@ def test_the_hourly_job_builds_the_marts_then_delivers_active_businesses_only(
     monkeypatch.setenv("S3_SHARING_REGISTRY", str(write_registry(tmp_path / "inactive.yaml", entries)))
     from s3_sharing.platform.settings import Settings
 
-    job = build_definitions(Settings.from_env()).resolve_job_def("hourly_sharing_job")
+    job = build_outbound_location(Settings.from_env()).resolve_job_def("hourly_sharing_job")
     keys_in_job = {k.path[-1] for k in job.asset_layer.selected_asset_keys}
     assert {"acme", "globex", "fi_data"} <= keys_in_job and "umbrella" not in keys_in_job
 
@@ -110,7 +110,7 @@ def test_many_businesses_are_checked_by_ops_of_at_most_200_and_the_certification
     monkeypatch.setenv("S3_SHARING_REGISTRY", str(write_registry(tmp_path / "many.yaml", entries)))
     from s3_sharing.platform.settings import Settings
 
-    definitions = build_definitions(Settings.from_env())
+    definitions = build_outbound_location(Settings.from_env())
     checks = {c.node_def.name: {k.asset_key.path[-1] for k in c.check_keys} for c in definitions.asset_checks}
     assert sorted(checks) == [
         "hourly_delivery_checks",

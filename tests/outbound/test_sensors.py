@@ -6,14 +6,14 @@ from datetime import UTC, datetime
 import dagster as dg
 import pytest
 
-from s3_sharing.definitions import build_definitions
 from s3_sharing.outbound import sensors
 from s3_sharing.outbound.datasets import SOURCES
 from s3_sharing.outbound.delivery import RESTATEMENT_TAG
+from s3_sharing.outbound.location import build_outbound_location
 from s3_sharing.platform.notify import Notifier
 from s3_sharing.platform.resources import build_resources
 from s3_sharing.platform.settings import Settings
-from s3_sharing.transform.dbt_assets import HOURLY_MARTS_JOB, dbt_project
+from s3_sharing.transform.dbt_assets import HOURLY_MARTS_JOB
 
 from ..conftest import default_registry, write_registry
 from ..webhook import WebhookReceiver
@@ -24,11 +24,9 @@ def test_the_watchdog_waits_quietly_until_the_marts_are_built(settings, stack, m
     """A new deployment: raw data, no marts yet. Nothing can have been delivered, and the sensor
     tick must not fail (under dagster dev it ran before the first dbt run)."""
     monkeypatch.setattr(sensors, "utc_now", lambda: datetime(2026, 1, 1, 7, 5, tzinfo=UTC))
-    defs = build_definitions(settings)
+    defs = build_outbound_location(settings)
     with WebhookReceiver() as hook, dg.DagsterInstance.ephemeral() as instance:
-        resources = build_resources(settings, dbt_project(settings)) | {
-            "notifier": Notifier(webhook_url=hook.url)
-        }
+        resources = build_resources(settings) | {"notifier": Notifier(webhook_url=hook.url)}
         result = defs.resolve_sensor_def("delivery_watchdog").evaluate_tick(
             dg.build_sensor_context(instance=instance, resources=resources, definitions=defs)
         )
@@ -37,10 +35,10 @@ def test_the_watchdog_waits_quietly_until_the_marts_are_built(settings, stack, m
 
 def test_the_watchdog_requests_a_missed_window_once_and_alerts_once(built, stack, monkeypatch):
     monkeypatch.setattr(sensors, "utc_now", lambda: datetime(2026, 1, 1, 7, 5, tzinfo=UTC))
-    defs = build_definitions(built)
+    defs = build_outbound_location(built)
     watchdog = defs.resolve_sensor_def("delivery_watchdog")
     with WebhookReceiver() as hook, dg.DagsterInstance.ephemeral() as instance:
-        resources = build_resources(built, dbt_project(built)) | {"notifier": Notifier(webhook_url=hook.url)}
+        resources = build_resources(built) | {"notifier": Notifier(webhook_url=hook.url)}
         first = watchdog.evaluate_tick(
             dg.build_sensor_context(instance=instance, resources=resources, definitions=defs)
         )
@@ -68,7 +66,7 @@ def _alert_on_run(settings, instance, run: dg.DagsterRun, notifier: Notifier) ->
         dagster_run=run,
         resources={"notifier": notifier},
     )
-    build_definitions(settings).resolve_sensor_def("check_failure_alerts")(context)
+    build_outbound_location(settings).resolve_sensor_def("check_failure_alerts")(context)
 
 
 def test_one_alert_per_failed_check_of_a_finished_run(built, stack):
@@ -107,11 +105,9 @@ def test_a_broken_role_and_a_failing_webhook_blind_the_watchdog_to_nothing_else(
     entries[0]["destination"]["role_arn"] = "arn:aws:iam::123456789012:role/deleted-by-acme"
     monkeypatch.setenv("S3_SHARING_REGISTRY", str(write_registry(tmp_path / "broken.yaml", entries)))
     broken = Settings.from_env()
-    defs = build_definitions(broken)
+    defs = build_outbound_location(broken)
     with WebhookReceiver(refuse_first=1) as hook, dg.DagsterInstance.ephemeral() as instance:
-        resources = build_resources(broken, dbt_project(broken)) | {
-            "notifier": Notifier(webhook_url=hook.url)
-        }
+        resources = build_resources(broken) | {"notifier": Notifier(webhook_url=hook.url)}
         result = defs.resolve_sensor_def("delivery_watchdog").evaluate_tick(
             dg.build_sensor_context(instance=instance, resources=resources, definitions=defs)
         )
@@ -156,7 +152,7 @@ def test_at_00_10_the_daily_delivery_waits_for_hour_23_and_then_delivers_the_who
     built, stack, monkeypatch
 ):
     monkeypatch.setattr(sensors, "utc_now", lambda: datetime(2026, 1, 2, 0, 10, tzinfo=UTC))
-    defs = build_definitions(built)
+    defs = build_outbound_location(built)
     sharing = defs.resolve_sensor_def("daily_sharing_sensor")
     with dg.DagsterInstance.ephemeral() as instance:
         _build_marts(defs, instance, "2026-01-01-00:00", "2026-01-01-22:00")
@@ -183,10 +179,10 @@ def test_the_watchdog_alerts_on_a_late_day_whose_marts_are_not_built_and_request
     built, stack, monkeypatch
 ):
     monkeypatch.setattr(sensors, "utc_now", lambda: datetime(2026, 1, 2, 1, 0, tzinfo=UTC))
-    defs = build_definitions(built)
+    defs = build_outbound_location(built)
     watchdog = defs.resolve_sensor_def("delivery_watchdog")
     with WebhookReceiver() as hook, dg.DagsterInstance.ephemeral() as instance:
-        resources = build_resources(built, dbt_project(built)) | {"notifier": Notifier(webhook_url=hook.url)}
+        resources = build_resources(built) | {"notifier": Notifier(webhook_url=hook.url)}
 
         def tick(cursor: str | None) -> dg.SensorResult:
             context = dg.build_sensor_context(

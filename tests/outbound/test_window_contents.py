@@ -12,10 +12,10 @@ import duckdb
 import pytest
 from pydantic import ValidationError
 
-from s3_sharing.definitions import build_definitions
 from s3_sharing.outbound.contents import window_query
 from s3_sharing.outbound.datasets import SOURCES, Dataset
 from s3_sharing.outbound.delivery import RESTATEMENT_TAG, history_key
+from s3_sharing.outbound.location import build_outbound_location
 from s3_sharing.outbound.manifest import Manifest, sha256_hex
 from s3_sharing.outbound.registry import Business, read_registry
 from s3_sharing.platform.time import Window
@@ -35,7 +35,7 @@ def _hour(hour: int, day: int = 1) -> str:
 def _build_hour(settings, partition: str) -> None:
     """What the hourly schedule does after an hour closes: build that hour's marts, nothing older."""
     result = (
-        build_definitions(settings)
+        build_outbound_location(settings)
         .resolve_job_def(HOURLY_MARTS_JOB)
         .execute_in_process(partition_key=partition)
     )
@@ -44,7 +44,7 @@ def _build_hour(settings, partition: str) -> None:
 
 def _deliver(settings, cadence: str, partition: str, tags=None) -> None:
     result = (
-        build_definitions(settings)
+        build_outbound_location(settings)
         .resolve_job_def(f"{cadence}_deliveries_job")
         .execute_in_process(partition_key=partition, tags=tags)
     )

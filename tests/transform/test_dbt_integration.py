@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from s3_sharing import cli
-from s3_sharing.definitions import build_definitions
+from s3_sharing.outbound.location import build_outbound_location
 from s3_sharing.platform.settings import REPO_ROOT, SettingsError
 from s3_sharing.transform.dbt_assets import HOURLY_MARTS_JOB, REFERENCE_MODELS_JOB
 
@@ -28,7 +28,7 @@ MART_KEYS = {  # a row per version: the key with its version timestamp (ANALYTIC
 
 
 def _run(settings, instance, partition_key=None, partition_range=None) -> dg.ExecuteInProcessResult:
-    defs = build_definitions(settings)
+    defs = build_outbound_location(settings)
     defs.resolve_job_def(REFERENCE_MODELS_JOB).execute_in_process(instance=instance)
     tags = {}
     if partition_range:
@@ -129,7 +129,7 @@ def test_dbt_tests_run_as_asset_checks(settings):
 
 def test_a_missing_warehouse_file_fails_before_dbt_runs(settings):
     settings.duckdb_path.unlink()
-    defs = build_definitions(settings)
+    defs = build_outbound_location(settings)
     with pytest.raises(SettingsError, match=r"warehouse\.duckdb does not exist"):
         defs.resolve_job_def(HOURLY_MARTS_JOB).execute_in_process(partition_key="2026-01-01-04:00")
     assert not settings.duckdb_path.exists()

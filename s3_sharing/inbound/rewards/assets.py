@@ -9,17 +9,17 @@ per decade, shows each FI's days in the UI, and a backfill of a day reruns exact
 """
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import dagster as dg
 
+from s3_sharing.inbound.database import migrate_inbound
 from s3_sharing.inbound.rewards.processor import FileOutcome, Processor, landed_on, open_landing, pending
 from s3_sharing.inbound.rewards.registry import FinancialInstitution, FiRegistry
-from s3_sharing.outbound.audits import Severity, key_findings
 from s3_sharing.platform import crypto
-from s3_sharing.platform.postgres import Postgres, migrate
+from s3_sharing.platform.keys import Severity, key_findings
+from s3_sharing.platform.postgres import Postgres
 from s3_sharing.platform.resources import PlatformKeys, WorkDirectory
 from s3_sharing.platform.storage import GcsArchive, ObjectVersion, S3Buckets
 
@@ -92,14 +92,8 @@ def _files(
     return [v for v in listed if landed_on(v) == day]
 
 
-@dataclass(frozen=True)
-class RewardsDefinitions:
-    asset: dg.AssetsDefinition
-    job: Any
-    sensor: dg.SensorDefinition
-
-
-def build_rewards_assets(registry: FiRegistry, start: str) -> RewardsDefinitions:
+def build_rewards_definitions(registry: FiRegistry, start: str) -> dg.Definitions:
+    """The FI transactions asset (partitioned by FI and day), its job and the landing sensor."""
     partitions = rewards_partitions(registry, start)
     checks = [
         dg.AssetCheckSpec(
@@ -160,7 +154,7 @@ def build_rewards_assets(registry: FiRegistry, start: str) -> RewardsDefinitions
         workdir: WorkDirectory,
     ) -> Iterator[Any]:
         with postgres.connect() as connection:
-            migrate(connection)
+            migrate_inbound(connection)
         partition = context.partition_key.keys_by_dimension  # type: ignore[attr-defined]
         fi = registry.fi(partition["fi"])
         processor = build_processor(registry, s3, postgres, keys, workdir, archive, context.run.run_id)
@@ -180,7 +174,7 @@ def build_rewards_assets(registry: FiRegistry, start: str) -> RewardsDefinitions
         executor_def=dg.in_process_executor,  # one step: no second process to start (seconds of latency)
         description="FI transaction files to reward points (one file per run, from the landing sensor).",
     )
-    return RewardsDefinitions(fi_rewards, job, build_landing_sensor(registry, job))
+    return dg.Definitions(assets=[fi_rewards], jobs=[job], sensors=[build_landing_sensor(registry, job)])
 
 
 def _results(outcomes: list[FileOutcome]) -> Iterator[dg.MaterializeResult]:
@@ -290,7 +284,7 @@ def build_landing_sensor(registry: FiRegistry, job: Any) -> dg.SensorDefinition:
         context: dg.SensorEvaluationContext, postgres: Postgres, s3: S3Buckets
     ) -> Iterator[dg.RunRequest | dg.SkipReason]:
         with postgres.connect() as connection:
-            migrate(connection)
+            migrate_inbound(connection)
         landing, bucket = registry.landing, open_landing(registry, s3)
         requested = 0
         for fi in registry.fis:

@@ -10,7 +10,7 @@ error files back.
 from typing import Any
 
 from s3_sharing.inbound.rewards.registry import FinancialInstitution, FiRegistry
-from s3_sharing.outbound.iam import POLICY_VERSION, bucket_arn, prefix_objects_arn
+from s3_sharing.platform.iam import POLICY_VERSION, bucket_arn, prefix_objects_arn
 
 WRITE = ["s3:PutObject"]
 PLATFORM_WRITE = ["s3:PutObject", "s3:PutObjectAcl"]

@@ -1,7 +1,7 @@
 import dagster as dg
 import pytest
 
-from s3_sharing.definitions import defs
+from s3_sharing.outbound.location import defs
 from s3_sharing.transform.dbt_assets import HOURLY_MARTS_JOB
 
 MARTS = ["fi_data", "analytics", "identity", "payments", "transactions", "beneficiaries"]
