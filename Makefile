@@ -44,21 +44,25 @@ $(DAGSTER_HOME)/dagster.yaml: | $(VENV)/.installed
 demo: prepare $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/s3-sharing demo
 
-## test: set up and run the linter and the whole test suite
+## test: set up and run the linter, the layers' contracts, both code locations' loading and the whole test suite
 test: prepare
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/dagster definitions validate -w workspace.yaml
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=10
 
 ## test-fast: the inner loop: the linter and every test that needs no server and runs no dbt build of its own
 test-fast: prepare
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/pytest -n $(PYTEST_WORKERS) -m "not e2e and not ui and not dbt" --durations=5
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 ## dev: the demo day again, then the Dagster UI on it (webserver + daemon) with the local endpoints
 dev: prepare $(DAGSTER_HOME)/dagster.yaml
