@@ -98,14 +98,26 @@ class PinnedDecryptor:
 
 
 def _reason(status: list[str], signed_by: list[str]) -> str:
-    if any(line.startswith("[GNUPG:] NO_SECKEY") for line in status) and not any(
-        line.startswith("[GNUPG:] DECRYPTION_OKAY") for line in status
-    ):
-        return "not encrypted to our inbound key"
+    """What is wrong with a message gpg would not decrypt and verify, from its status lines."""
+    seen = {line.split()[1] for line in status if line.startswith("[GNUPG:] ") and len(line.split()) > 1}
+    no_data = [line.split()[-1] for line in status if line.startswith("[GNUPG:] NODATA")]
+    if "ENC_TO" not in seen and (no_data or not seen):
+        return "not an OpenPGP encrypted message"
+    if "DECRYPTION_KEY" not in seen and ("NO_SECKEY" in seen or "DECRYPTION_FAILED" in seen):
+        recipients = [line.split()[2] for line in status if line.startswith("[GNUPG:] ENC_TO")]
+        return f"encrypted to another key ({', '.join(recipients)}), not to our inbound key"
+    if no_data or "DECRYPTION_OKAY" not in seen:
+        return "corrupt or truncated: not a complete OpenPGP message"
     if signed_by:
         return f"signed by {', '.join(signed_by)}, which is not a pinned key"
-    if any(line.startswith(("[GNUPG:] NO_PUBKEY", "[GNUPG:] ERRSIG")) for line in status):
-        return "signed by a key that is not pinned"
-    if any(line.startswith("[GNUPG:] BADSIG") for line in status):
-        return "the signature does not match the content"
+    if unknown := [_signer(line) for line in status if line.startswith("[GNUPG:] ERRSIG")]:
+        return f"signed by {', '.join(unknown)}, which is not a pinned key"
+    if "BADSIG" in seen:
+        return "the signature does not match the content (altered after signing)"
     return "not signed (a pinned key's signature is required)"
+
+
+def _signer(errsig: str) -> str:
+    """The signing key of an ``ERRSIG`` line: its fingerprint when gpg gives it, else its key id."""
+    fields = errsig.split()
+    return fields[8] if len(fields) > 8 and fields[8] != "-" else f"key id {fields[2]}"
