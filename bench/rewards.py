@@ -17,15 +17,18 @@ imports and set-up are done, before it reads the file: the difference is what th
 - ``floor``: ``gpg --decrypt`` of the downloaded file to disk, then PostgreSQL ``COPY`` of the
   plaintext into a typed transactions table with the same primary key: nothing checked, no points.
 
-Latency: ``dagster dev`` (webserver, daemon, the landing sensor every 30 s) on the same endpoints;
-``--latency-trials`` files of ``--latency-rows`` rows are dropped at random moments of the sensor's
-cycle, and each is timed from its upload to its points being committed in PostgreSQL.
+Latency: ``dagster dev`` (webserver, daemon, both code locations, the landing sensor's interval) on
+the same endpoints; ``--latency-trials`` files of ``--latency-rows`` rows are dropped at random
+moments of the sensor's cycle, each timed from its upload to its points being committed in
+PostgreSQL; each run's wait from the sensor's request to its first step, and its processes' peak
+RSS. ``--repeat 0 --rows 1000`` measures only that.
 """
 
 import argparse
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,6 +43,7 @@ import psycopg  # noqa: E402
 from bench.common import fresh_database, in_rounds, own_peak_rss_mb, own_rss_mb  # noqa: E402
 from s3_sharing.devtools import fi_files  # noqa: E402
 from s3_sharing.devtools.keygen import generate_key_pair  # noqa: E402
+from s3_sharing.inbound.rewards.assets import LANDING_SENSOR_SECONDS, REWARDS_JOB  # noqa: E402
 from s3_sharing.platform.gnupg import gnupg_home, gpg  # noqa: E402
 from s3_sharing.platform.postgres import Postgres  # noqa: E402
 
@@ -179,9 +183,52 @@ def measure(pipeline: str, admin_dsn: str, common: list[str]) -> dict:
     return json.loads(completed.stdout) | {"pipeline": pipeline}
 
 
-def latency(args, aws, registry_path: Path, keys: Path, postgres_dsn: str, directory: Path) -> list[float]:
-    """Files dropped at random moments of the sensor's 30 s cycle, each timed from upload to its
-    points being committed, with the sensor and the runs in ``dagster dev``."""
+def run_worker_peaks_mb(peaks: dict[int, float]) -> None:
+    """Each Dagster run or step process alive now (``dagster api execute_run|execute_step``): its
+    peak RSS so far (VmHWM), kept in ``peaks`` by pid."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            command = cmdline.read_bytes()
+            if b"execute_run" not in command and b"execute_step" not in command:
+                continue
+            status = (cmdline.parent / "status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                pid = int(cmdline.parent.name)
+                peaks[pid] = max(peaks.get(pid, 0.0), int(line.split()[1]) / 1024)
+
+
+def request_to_first_step(dagster_home: Path) -> list[float]:
+    """Per rewards run: seconds from its creation (the sensor's request) to its first step's start."""
+    import dagster as dg
+
+    waits = []
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        for record in instance.get_run_records(dg.RunsFilter(job_name=REWARDS_JOB)):
+            steps = instance.get_records_for_run(
+                record.dagster_run.run_id, of_type=dg.DagsterEventType.STEP_START, limit=1
+            ).records
+            if steps:
+                waits.append(steps[0].event_log_entry.timestamp - record.create_timestamp.timestamp())
+    return waits
+
+
+def distribution(values: list[float], unit: str = "s") -> str:
+    ordered = sorted(values)
+    p95 = statistics.quantiles(ordered, n=20, method="inclusive")[18] if len(ordered) > 1 else ordered[0]
+    return (
+        f"p50 {statistics.median(ordered):.1f} {unit}, p95 {p95:.1f} {unit}, "
+        f"max {ordered[-1]:.1f} {unit} (n={len(ordered)})"
+    )
+
+
+def latency(args, aws, registry_path: Path, keys: Path, postgres_dsn: str, directory: Path) -> None:
+    """Files dropped at random moments of the landing sensor's cycle, each timed from upload to its
+    points being committed, with the sensor and the runs in ``dagster dev`` (both code locations,
+    as ``make dev`` runs them); each run's wait from request to first step, and its processes'
+    peak RSS (run worker plus step worker)."""
     from s3_sharing.devtools.dagster_dev import dagster_dev
 
     no_businesses = directory / "no-businesses.yaml"  # the endpoints deliver to none: no keys needed
@@ -196,17 +243,16 @@ def latency(args, aws, registry_path: Path, keys: Path, postgres_dsn: str, direc
         "S3_SHARING_WORK_DIR": str(directory / "work-dev"),
         "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",  # dbt, as make puts it there
     }
-    seconds, rng = [], random.Random(3)
-    with dagster_dev(
-        directory / "dagster_home", environment, output=(directory / "dagster.log").open("wb")
-    ) as ui:
+    seconds, run_peaks, rng = [], [], random.Random(3)
+    home = directory / "dagster_home"
+    with dagster_dev(home, environment, output=(directory / "dagster.log").open("wb")) as ui:
         try:
             ui.wait_until_loaded()
         except Exception:
             print((directory / "dagster.log").read_text()[-3000:])
             raise
         for trial in range(args.latency_trials):
-            time.sleep(rng.uniform(0, 30))
+            time.sleep(rng.uniform(0, LANDING_SENSOR_SECONDS))
             name = f"latency-{trial}"
             rows = fi_files.purchases(args.latency_rows, seed=100 + trial)
             rows = [(f"L{trial}-{r[0]}", *r[1:]) for r in rows]
@@ -215,9 +261,11 @@ def latency(args, aws, registry_path: Path, keys: Path, postgres_dsn: str, direc
                 plain, directory / f"{name}.csv.pgp", keys / "inbound.pub", keys / "fi.sec"
             )
             key = f"{FI}/{name}.csv.pgp"
+            peaks: dict[int, float] = {}
             started = time.monotonic()
             aws.fi_client(FI).upload_file(str(cipher), "s3-sharing-landing", key)
             while True:
+                run_worker_peaks_mb(peaks)
                 with psycopg.connect(postgres_dsn) as connection:
                     done = connection.execute(
                         "SELECT points FROM fi_file_ledger WHERE key = %s AND status = 'loaded'", (key,)
@@ -226,12 +274,19 @@ def latency(args, aws, registry_path: Path, keys: Path, postgres_dsn: str, direc
                     break
                 if time.monotonic() - started > 300:
                     raise SystemExit(f"{key}: no points after 300 s (see {directory / 'dagster.log'})")
-                time.sleep(0.25)
+                time.sleep(0.1)
             seconds.append(time.monotonic() - started)
+            run_peaks.append(sum(peaks.values()))
             print(
-                f"  file {trial + 1}: {args.latency_rows:,} rows queryable {seconds[-1]:.1f} s after landing"
+                f"  file {trial + 1}: {args.latency_rows:,} rows queryable {seconds[-1]:.1f} s after landing;"
+                f" run processes' peak RSS {run_peaks[-1]:.0f} MB ({len(peaks)} processes)"
             )
-    return seconds
+        waits = request_to_first_step(home)
+    print(f"landing to queryable points: {distribution(seconds)} (target p95 < 20 s)")
+    print(f"sensor's request to the run's first step: {distribution(waits)} (target < 5 s)")
+    print(
+        f"a rewards run's peak RSS, run and step workers: {distribution(run_peaks, 'MB')} (target < 300 MB)"
+    )
 
 
 def report(rows: int, results: list[dict]) -> None:
@@ -261,7 +316,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--source-rows", type=int, default=20_000)
     parser.add_argument("--latency-rows", type=int, default=100_000)
-    parser.add_argument("--latency-trials", type=int, default=3)
+    parser.add_argument("--latency-trials", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=3, help="rounds of the three pipelines")
     parser.add_argument("--child", choices=sorted(CHILDREN))
     for option in ("--dsn", "--registry", "--keys", "--key", "--work"):
@@ -312,25 +367,20 @@ def main() -> None:
                 "--work",
                 str(directory / "work"),
             ]
-            measured = in_rounds(
-                args.repeat,
-                lambda: [
-                    measure("source", admin, [*common, "--source-rows", str(args.source_rows)]),
-                    measure("s3_sharing", admin, common),
-                    measure("floor", admin, common),
-                ],
-            )
-            report(args.rows, measured)
+            if args.repeat:
+                measured = in_rounds(
+                    args.repeat,
+                    lambda: [
+                        measure("source", admin, [*common, "--source-rows", str(args.source_rows)]),
+                        measure("s3_sharing", admin, common),
+                        measure("floor", admin, common),
+                    ],
+                )
+                report(args.rows, measured)
             if args.latency_trials:
-                dsn = fresh_database(admin)
                 trials, rows = args.latency_trials, args.latency_rows
                 print(f"\nlanding to points, {trials} files of {rows:,} rows, dagster dev:")
-                seconds = latency(args, aws, registry_path, keys, dsn, directory)
-                mean = sum(seconds) / len(seconds)
-                print(
-                    f"landing to queryable points: worst {max(seconds):.1f} s, mean {mean:.1f} s"
-                    " (target < 60 s, the sensor's 30 s interval included)"
-                )
+                latency(args, aws, registry_path, keys, fresh_database(admin), directory)
 
 
 if __name__ == "__main__":
