@@ -44,12 +44,11 @@ $(DAGSTER_HOME)/dagster.yaml: | $(VENV)/.installed
 demo: prepare $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/s3-sharing demo
 
-## test: set up and run the linter, the layers' contracts, both code locations' loading and the whole test suite
+## test: set up and run the linter, the layers' contracts and the whole test suite
 test: prepare
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
-	env -u DAGSTER_HOME $(BIN)/dagster definitions validate -w workspace.yaml  # on a temporary instance
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=10
 
 ## test-fast: the inner loop: the linter and every test that needs no server and runs no dbt build of its own

@@ -9,7 +9,7 @@ from typing import Any
 
 import dagster as dg
 
-from s3_sharing.cli.runs import QUIET, check_stop, dagster_instance
+from s3_sharing.cli.runs import QUIET, dagster_instance, run_in_process
 from s3_sharing.inbound.assets import MISSING_REPLAY, import_job_name, import_key, sealer_for
 from s3_sharing.inbound.database import command_postgres
 from s3_sharing.inbound.importer import Importer
@@ -39,10 +39,9 @@ def run_source(
     if replay is not None and entities:
         op = import_key(source_id, entities[0]).to_python_identifier()
         run_config["ops"] = {op: {"config": {"replay": [replay]}}}
-    result = job.execute_in_process(
-        instance=instance, asset_selection=selection, raise_on_error=False, run_config=run_config
+    result = run_in_process(
+        job, instance=instance, asset_selection=selection, raise_on_error=False, run_config=run_config
     )
-    check_stop()
     files = []
     for event in result.get_asset_materialization_events():
         metadata = {k: v.value for k, v in event.step_materialization_data.materialization.metadata.items()}

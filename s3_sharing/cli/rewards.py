@@ -7,7 +7,7 @@ from typing import Any
 
 import dagster as dg
 
-from s3_sharing.cli.runs import QUIET, Progress, check_stop, dagster_instance
+from s3_sharing.cli.runs import QUIET, Progress, dagster_instance, run_in_process
 from s3_sharing.inbound.database import command_postgres
 from s3_sharing.inbound.location import build_inbound_location
 from s3_sharing.inbound.rewards.assets import REWARDS_JOB, RewardsRunConfig
@@ -42,13 +42,13 @@ def process_files(
     counter = Progress(len(files), "files")
     for fi, version in files:
         config = RewardsRunConfig(key=version.key, version_id=version.version_id, replay=replay)
-        result = job.execute_in_process(
+        result = run_in_process(
+            job,
             run_config=dg.RunConfig(ops={"fi_rewards": config}, loggers=QUIET["loggers"]),
             partition_key=dg.MultiPartitionKey({"fi": fi.id, "day": landed_on(version)}),
             instance=instance,
             raise_on_error=False,
         )
-        check_stop()
         for event in result.get_asset_materialization_events():
             metadata = event.step_materialization_data.materialization.metadata
             if "files" in metadata:

@@ -9,10 +9,11 @@ from typing import Any
 
 import dagster as dg
 
-from s3_sharing.cli.runs import QUIET, Progress, check_stop, dagster_instance
+from s3_sharing.cli.runs import QUIET, Progress, dagster_instance, run_in_process
 from s3_sharing.outbound.asset_keys import delivery_key
 from s3_sharing.outbound.certification import Certifier, Status, Verdict
 from s3_sharing.outbound.datasets import SOURCES
+from s3_sharing.outbound.definitions import outbound_resources
 from s3_sharing.outbound.delivery import RESTATEMENT_TAG
 from s3_sharing.outbound.jobs import deliveries_job_name
 from s3_sharing.outbound.location import build_outbound_location
@@ -73,7 +74,8 @@ def deliver(
         selected = [b for b in selected if outcomes[b.id].refused is None]
         if not selected:
             break
-        result = job.execute_in_process(
+        result = run_in_process(
+            job,
             instance=instance,
             partition_key=key,
             asset_selection=[delivery_key(b.id) for b in selected],
@@ -81,7 +83,6 @@ def deliver(
             run_config=QUIET,
             tags={RESTATEMENT_TAG: reason} if reason else None,
         )
-        check_stop()
         materialized = {
             e.asset_key: e.materialization.metadata for e in result.get_asset_materialization_events()
         }
@@ -132,7 +133,7 @@ def verify(
     project = dbt_project(settings)
     manifest = load_manifest(project)
     relations = {d: model_relation(manifest, s.model) for d, s in SOURCES.items()}
-    with dg.build_resources(build_resources(settings)) as resources:
+    with dg.build_resources(build_resources(settings) | outbound_resources(settings)) as resources:
         _, signing_cert = resources.keys.signing_key()
         certifier = Certifier(
             resources.warehouse,
@@ -175,9 +176,9 @@ def materialize(settings: Settings, first: str, last: str) -> None:
     defs = build_outbound_location(settings)
     instance = dagster_instance()
     started = time.perf_counter()
-    defs.resolve_job_def(REFERENCE_MODELS_JOB).execute_in_process(instance=instance, run_config=QUIET)
-    check_stop()
-    defs.resolve_job_def(HOURLY_MARTS_JOB).execute_in_process(
+    run_in_process(defs.resolve_job_def(REFERENCE_MODELS_JOB), instance=instance, run_config=QUIET)
+    run_in_process(
+        defs.resolve_job_def(HOURLY_MARTS_JOB),
         instance=instance,
         run_config=QUIET,
         tags={

@@ -35,14 +35,21 @@ def _interrupted(signal_number: int) -> Interrupted:
 class Stopper:
     """Notices a stop signal whichever Python handler received it.
 
-    Outside a Dagster run the handler raises ``Interrupted`` at once. During ``execute_in_process``
-    Dagster installs its own handler, which interrupts the run's step and marks the run failed; the
-    signal still reaches the wakeup pipe, so ``check()`` after the run raises ``Interrupted``."""
+    During ``execute_in_process`` Dagster installs its own handler, which interrupts the run's step
+    and marks the run failed; the signal still reaches the wakeup pipe, so ``check()`` after the
+    run raises ``Interrupted``. Outside runs the handler raises at once, except while ``deferring``
+    (``run_in_process``): raising in Dagster's bookkeeping around a run could break it (a database
+    connection being closed), so the ``check()`` after the run raises instead."""
 
     def __init__(self) -> None:
         self.read_fd, self.wakeup_fd = os.pipe()
         os.set_blocking(self.read_fd, False)
         os.set_blocking(self.wakeup_fd, False)
+        self.deferring = 0
+
+    def handle(self, signal_number: int, _: object) -> None:
+        if not self.deferring:
+            raise _interrupted(signal_number)
 
     def check(self) -> None:
         try:
@@ -62,24 +69,17 @@ _active: list[Stopper] = []
 
 
 @contextmanager
-def stopping() -> Iterator[Stopper]:
+def stopping() -> Iterator[None]:
     """Within the block, the first SIGINT or SIGTERM stops the command (``Interrupted``), so the
     context managers around it stop the servers they started."""
-    if _active:  # nested: the outer block already watches
-        yield _active[-1]
-        return
-
-    def handler(signal_number: int, _: object) -> None:
-        raise _interrupted(signal_number)
-
     stopper = Stopper()
     previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
     previous_fd = signal.set_wakeup_fd(stopper.wakeup_fd, warn_on_full_buffer=False)
     for stop_signal in STOP_SIGNALS:
-        signal.signal(stop_signal, handler)
+        signal.signal(stop_signal, stopper.handle)
     _active.append(stopper)
     try:
-        yield stopper
+        yield
     finally:
         _active.pop()
         signal.set_wakeup_fd(previous_fd)
@@ -88,10 +88,21 @@ def stopping() -> Iterator[Stopper]:
         stopper.close()
 
 
-def check_stop() -> None:
-    """After a run: stop now if a signal came while it ran (a no-op outside ``stopping()``)."""
-    if _active:
-        _active[-1].check()
+def run_in_process(job: Any, **execution: Any) -> dg.ExecuteInProcessResult:
+    """``job.execute_in_process(**execution)`` as the long commands run it: not started after a
+    stop signal, interrupted by one (Dagster records the run failed), and stopped after it. A
+    signal in Dagster's bookkeeping around the run only marks the wakeup pipe (``Stopper``)."""
+    stopper = _active[-1] if _active else None
+    if stopper is None:
+        return job.execute_in_process(**execution)
+    stopper.deferring += 1
+    try:
+        stopper.check()
+        result = job.execute_in_process(**execution)
+        stopper.check()
+    finally:
+        stopper.deferring -= 1
+    return result
 
 
 class Progress:

@@ -53,5 +53,10 @@ def build_outbound_definitions(settings: Settings, dbt: DbtAssets) -> dg.Definit
             *build_sharing_sensors(sharing_jobs, windows, dbt.hourly_marts),
             build_watchdog(active, windows, delivery_jobs, relations, dbt.hourly_marts),
         ],
-        resources={"warehouse": warehouse_resource(settings), "state": state_resource(settings)},
+        resources=outbound_resources(settings),
     )
+
+
+def outbound_resources(settings: Settings) -> dict[str, object]:
+    """What deliveries, checks and the watchdog use besides the platform's shared resources."""
+    return {"warehouse": warehouse_resource(settings), "state": state_resource(settings)}

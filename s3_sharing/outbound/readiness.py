@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from s3_sharing.outbound.watchdog import first_few
 from s3_sharing.platform.time import Window
 
 
@@ -50,5 +51,4 @@ def unbuilt_hours(
 
 def summarise(unbuilt: list[UnbuiltHour], limit: int = 5) -> str:
     """A short account for a log line or an alert: the first few, and how many more."""
-    shown = "; ".join(u.describe() for u in unbuilt[:limit])
-    return shown + (f"; and {len(unbuilt) - limit} more" if len(unbuilt) > limit else "")
+    return first_few([u.describe() for u in unbuilt], limit)

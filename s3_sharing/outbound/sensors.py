@@ -17,19 +17,18 @@ from typing import Any
 import dagster as dg
 
 from s3_sharing.outbound.asset_keys import delivery_key
-from s3_sharing.outbound.certification import Certifier, Status
+from s3_sharing.outbound.certification import Certifier
 from s3_sharing.outbound.datasets import Dataset
 from s3_sharing.outbound.delivery import RESTATEMENT_TAG
 from s3_sharing.outbound.readiness import summarise, unbuilt_hours
 from s3_sharing.outbound.registry import Business
+from s3_sharing.outbound.watchdog import Watch
 from s3_sharing.platform.notify import Alert, Notifier
 from s3_sharing.platform.resources import PlatformKeys
 from s3_sharing.platform.state import StateStore
 from s3_sharing.platform.storage import GcsArchive, S3Buckets
 from s3_sharing.platform.time import Cadence, Window
 from s3_sharing.platform.warehouse import Relation, RelationMissing, Warehouse
-
-WATCHDOG_MEMORY = 500  # (business, partition) pairs remembered in the cursor
 
 
 def utc_now() -> datetime:
@@ -147,88 +146,46 @@ def build_watchdog(
         state: StateStore,
     ) -> dg.SensorResult:
         now = utc_now()
-        remembered: list[str] = json.loads(context.cursor) if context.cursor else []
+        watch = Watch(json.loads(context.cursor) if context.cursor else [])
         _, signing_cert = keys.signing_key()
         certifier = Certifier(
             warehouse, relations, archive, s3, signing_cert, state, grace=timedelta(0), now=now
         )
-        requests = []
         unwatched: list[str] = []
         for cadence, active in businesses.items():
             window = watched_window(cadence, partitions[cadence], now)
             if window is None or not active:
                 continue
-            missed = []
-            watched = [b for b in active if f"{b.id}@{window.key}" not in remembered]
+            ids = set(watch.unwatched([b.id for b in active], window.key))
+            watched = [b for b in active if b.id in ids]
             with suppress(Exception):  # each business below meets it again, and logs or reports it
                 certifier.count_rows(watched, [window])
+            verdicts = []
             for business in watched:
                 try:
-                    (verdict,) = certifier.certify(business, [window])
+                    verdicts += certifier.certify(business, [window])
                 except RelationMissing as missing:  # nothing built, so nothing to deliver yet
                     context.log.info(f"{business.id} {window.key} not watched: {missing}")
-                    continue
                 except Exception as error:  # one broken business does not blind the watchdog to the rest
                     unwatched.append(f"{business.id} {window.key}: {type(error).__name__}: {error}")
                     context.log.error(f"watchdog could not certify {unwatched[-1]}")
-                    continue
-                if verdict.status in (Status.MISSING, Status.MISMATCHED):
-                    missed.append(verdict)
-            if not missed:
-                continue
-            unbuilt = [] if cadence is Cadence.HOURLY else unbuilt_hours(context.instance, marts, window)
-            if unbuilt:  # redelivering now would cut the window short
-                waiting = f"waiting:{cadence}@{window.key}"
-                if waiting not in remembered:
-                    _send(
-                        context,
-                        notifier,
-                        Alert(
-                            kind="window_waiting",
-                            title=f"{cadence} window {window.key} is late: {len(unbuilt)} hourly mart "
-                            "partitions of it are not built",
-                            text=summarise(unbuilt, limit=20),
-                            partition=window.key,
-                        ),
-                    )
-                    remembered.append(waiting)
-                continue
-            ids = sorted(v.business_id for v in missed)
-            requests.append(
-                dg.RunRequest(
-                    run_key=f"watchdog:{cadence}:{window.key}:{','.join(ids)}",
-                    job_name=jobs[cadence].name,
-                    partition_key=window.key,
-                    asset_selection=[delivery_key(i) for i in ids],
-                    tags={
-                        "s3_sharing/trigger": "watchdog",
-                        RESTATEMENT_TAG: "delivery_watchdog: "
-                        + "; ".join(f"{v.business_id} {v.status}" for v in missed),
-                    },
-                )
+            needs_marts = cadence is not Cadence.HOURLY and any(v.status.failing for v in verdicts)
+            unbuilt = unbuilt_hours(context.instance, marts, window) if needs_marts else []
+            watch.window(cadence, window.key, verdicts, [u.describe() for u in unbuilt])
+        watch.blind(unwatched)
+        for alert in watch.alerts:
+            _send(context, notifier, alert)
+        requests = [
+            dg.RunRequest(
+                run_key=redelivery.run_key,
+                job_name=jobs[redelivery.cadence].name,
+                partition_key=redelivery.window,
+                asset_selection=[delivery_key(i) for i in redelivery.business_ids],
+                tags={"s3_sharing/trigger": "watchdog", RESTATEMENT_TAG: redelivery.reason},
             )
-            _send(
-                context,
-                notifier,
-                Alert(
-                    kind="window_missed",
-                    title=f"{len(ids)} {cadence} deliveries missed window {window.key}; redelivery requested",
-                    text="\n".join(v.describe() for v in missed),
-                    partition=window.key,
-                ),
-            )
-            remembered += [f"{i}@{window.key}" for i in ids]
-        if unwatched:
-            _send(
-                context,
-                notifier,
-                Alert(
-                    kind="watchdog_blind",
-                    title=f"the watchdog could not certify {len(unwatched)} deliveries",
-                    text="\n".join(unwatched),
-                ),
-            )
-        return dg.SensorResult(run_requests=requests, cursor=json.dumps(remembered[-WATCHDOG_MEMORY:]))
+            for redelivery in watch.redeliveries
+        ]
+        return dg.SensorResult(run_requests=requests, cursor=json.dumps(watch.cursor()))
 
     return watchdog
 

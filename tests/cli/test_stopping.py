@@ -69,6 +69,7 @@ def command_environment(tmp_path: Path) -> dict[str, str]:
     return with_worker_dbt(dict(os.environ) | {"DAGSTER_HOME": str(home)})
 
 
+@pytest.mark.e2e
 @pytest.mark.timeout(900)
 def test_the_demo_stops_on_the_first_sigint_with_its_servers_and_runs(tmp_path: Path) -> None:
     environment = {k: v for k, v in command_environment(tmp_path).items() if not k.startswith("S3_SHARING_")}

@@ -8,6 +8,7 @@ import pytest
 
 from s3_sharing.outbound import sensors
 from s3_sharing.outbound.datasets import SOURCES
+from s3_sharing.outbound.definitions import outbound_resources
 from s3_sharing.outbound.delivery import RESTATEMENT_TAG
 from s3_sharing.outbound.location import build_outbound_location
 from s3_sharing.platform.notify import Notifier
@@ -20,13 +21,26 @@ from ..webhook import WebhookReceiver
 from .runs import HOUR, certify, deliver, meta, role
 
 
+def resources_with_hook(settings, hook) -> dict[str, object]:
+    """The outbound location's resources, alerts going to the test's webhook."""
+    return (
+        build_resources(settings)
+        | outbound_resources(settings)
+        | {"notifier": Notifier(webhook_url=hook.url)}
+    )
+
+
 def test_the_watchdog_waits_quietly_until_the_marts_are_built(settings, stack, monkeypatch):
     """A new deployment: raw data, no marts yet. Nothing can have been delivered, and the sensor
     tick must not fail (under dagster dev it ran before the first dbt run)."""
     monkeypatch.setattr(sensors, "utc_now", lambda: datetime(2026, 1, 1, 7, 5, tzinfo=UTC))
     defs = build_outbound_location(settings)
     with WebhookReceiver() as hook, dg.DagsterInstance.ephemeral() as instance:
-        resources = build_resources(settings) | {"notifier": Notifier(webhook_url=hook.url)}
+        resources = (
+            build_resources(settings)
+            | outbound_resources(settings)
+            | {"notifier": Notifier(webhook_url=hook.url)}
+        )
         result = defs.resolve_sensor_def("delivery_watchdog").evaluate_tick(
             dg.build_sensor_context(instance=instance, resources=resources, definitions=defs)
         )
@@ -38,7 +52,7 @@ def test_the_watchdog_requests_a_missed_window_once_and_alerts_once(built, stack
     defs = build_outbound_location(built)
     watchdog = defs.resolve_sensor_def("delivery_watchdog")
     with WebhookReceiver() as hook, dg.DagsterInstance.ephemeral() as instance:
-        resources = build_resources(built) | {"notifier": Notifier(webhook_url=hook.url)}
+        resources = resources_with_hook(built, hook)
         first = watchdog.evaluate_tick(
             dg.build_sensor_context(instance=instance, resources=resources, definitions=defs)
         )
@@ -107,7 +121,11 @@ def test_a_broken_role_and_a_failing_webhook_blind_the_watchdog_to_nothing_else(
     broken = Settings.from_env()
     defs = build_outbound_location(broken)
     with WebhookReceiver(refuse_first=1) as hook, dg.DagsterInstance.ephemeral() as instance:
-        resources = build_resources(broken) | {"notifier": Notifier(webhook_url=hook.url)}
+        resources = (
+            build_resources(broken)
+            | outbound_resources(broken)
+            | {"notifier": Notifier(webhook_url=hook.url)}
+        )
         result = defs.resolve_sensor_def("delivery_watchdog").evaluate_tick(
             dg.build_sensor_context(instance=instance, resources=resources, definitions=defs)
         )
@@ -182,7 +200,7 @@ def test_the_watchdog_alerts_on_a_late_day_whose_marts_are_not_built_and_request
     defs = build_outbound_location(built)
     watchdog = defs.resolve_sensor_def("delivery_watchdog")
     with WebhookReceiver() as hook, dg.DagsterInstance.ephemeral() as instance:
-        resources = build_resources(built) | {"notifier": Notifier(webhook_url=hook.url)}
+        resources = resources_with_hook(built, hook)
 
         def tick(cursor: str | None) -> dg.SensorResult:
             context = dg.build_sensor_context(

@@ -30,7 +30,9 @@ REWARDS_JOB = "rewards_job"
 FILE_VERIFIED, CONTROL_TOTALS = "file_verified", "control_totals"
 NO_DUPLICATES, KEYS_VALID, POINTS_RECONCILE = "no_duplicate_transactions", "fi_keys_valid", "points_reconcile"
 KEY_WARNING_DAYS = 30
-LANDING_SENSOR_SECONDS = 30
+LANDING_SENSOR_SECONDS = 5
+"""A file's points are queryable seconds after it lands: a tick lists each FI folder once (one
+``ListObjectVersions`` page per FI) and asks the ledger, cheap enough every 5 s."""
 
 
 class RewardsRunConfig(dg.Config):
@@ -278,7 +280,8 @@ def build_landing_sensor(registry: FiRegistry, job: Any) -> dg.SensorDefinition:
         job=job,
         minimum_interval_seconds=LANDING_SENSOR_SECONDS,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Every 30 s: one run per FI file version the ledger has not seen (never by timestamp).",
+        description=f"Every {LANDING_SENSOR_SECONDS} s: one run per FI file version the ledger has not seen"
+        " (never by timestamp).",
     )
     def fi_landing_sensor(
         context: dg.SensorEvaluationContext, postgres: Postgres, s3: S3Buckets
