@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -42,16 +43,42 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def interrupt_when(process: subprocess.Popen[bytes], output: Path, marker: str, sig: signal.Signals) -> float:
-    """Wait for ``marker`` in the output, send ``sig``; the seconds until the process exited."""
-    deadline = time.monotonic() + 600
-    while marker not in output.read_text():
-        assert process.poll() is None and time.monotonic() < deadline, output.read_text()[-3000:]
-        time.sleep(0.2)
-    process.send_signal(sig)
-    sent = time.monotonic()
-    process.wait(timeout=60)
-    return time.monotonic() - sent
+@dataclass(frozen=True)
+class Stopped:
+    returncode: int
+    seconds: float
+    """From the signal to the process's exit."""
+    printed: str
+    servers: set[int]
+    """The processes it had started when the signal came."""
+
+
+def interrupt(command: list[str], environment: dict[str, str], output: Path, sig: signal.Signals) -> Stopped:
+    """Run ``command``; at its first window's progress line, send ``sig``; how it stopped."""
+    with output.open("wb") as log:
+        process = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 600
+            while "windows, " not in output.read_text():
+                assert process.poll() is None and time.monotonic() < deadline, output.read_text()[-3000:]
+                time.sleep(0.2)
+            servers = descendants(process.pid)
+            process.send_signal(sig)
+            sent = time.monotonic()
+            process.wait(timeout=60)
+            seconds = time.monotonic() - sent
+        finally:
+            if process.poll() is None:
+                process.kill()
+    return Stopped(process.returncode, seconds, output.read_text(), servers)
+
+
+def assert_stopped(stopped: Stopped, command: str, sig: signal.Signals) -> None:
+    assert stopped.returncode == 130, stopped.printed[-3000:]
+    assert stopped.seconds < 5, f"stopped {stopped.seconds:.1f}s after {sig.name}"
+    assert f"s3-sharing {command}: stopped by {sig.name}" in stopped.printed, stopped.printed[-3000:]
+    assert "Traceback" not in stopped.printed, stopped.printed
+    assert not [pid for pid in stopped.servers if alive(pid)], "every server it started is stopped"
 
 
 def no_run_started(dagster_home: Path) -> list[dg.DagsterRunStatus]:
@@ -77,48 +104,20 @@ def test_the_demo_stops_on_the_first_sigint_with_its_servers_and_runs(tmp_path: 
         "S3_SHARING_DUCKDB_PATH": str(tmp_path / "warehouse.duckdb"),
         "S3_SHARING_AUDIT_SECRET_KEY_FILE": str(LOCAL_DIR / "keys" / "audit.sec"),
     }
-    output = tmp_path / "demo.log"
     command = [sys.executable, "-m", "s3_sharing.cli", "demo", "--hours", "3"]
     command += ["--env-file", str(tmp_path / "endpoints.env")]
-    with output.open("wb") as log:
-        process = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 600
-            while "windows, " not in output.read_text():  # the first window's progress line
-                assert process.poll() is None and time.monotonic() < deadline, output.read_text()[-3000:]
-                time.sleep(0.2)
-            servers = descendants(process.pid)
-            assert len(servers) >= 3, "moto, the GCS emulator and PostgreSQL run under the demo"
-            process.send_signal(signal.SIGINT)
-            sent = time.monotonic()
-            process.wait(timeout=60)
-            stopped_after = time.monotonic() - sent
-        finally:
-            if process.poll() is None:
-                process.kill()
-    printed = output.read_text()
-    assert process.returncode == 130, printed[-3000:]
-    assert stopped_after < 5, f"stopped {stopped_after:.1f}s after SIGINT"
-    assert "s3-sharing demo: stopped by SIGINT" in printed and "Traceback" not in printed, printed[-3000:]
-    assert not [pid for pid in servers if alive(pid)], "every server the demo started is stopped"
+    stopped = interrupt(command, environment, tmp_path / "demo.log", signal.SIGINT)
+    assert len(stopped.servers) >= 3, "moto, the GCS emulator and PostgreSQL ran under the demo"
+    assert_stopped(stopped, "demo", signal.SIGINT)
     no_run_started(Path(environment["DAGSTER_HOME"]))
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_deliver_over_a_range_stops_on_the_first_signal(built, stack, tmp_path, sig) -> None:
-    environment, output = command_environment(tmp_path), tmp_path / "deliver.log"
+    environment = command_environment(tmp_path)
     command = [sys.executable, "-m", "s3_sharing.cli", "deliver"]
     command += ["--from", "2026-01-01-00:00", "--to", "2026-01-01-23:00"]
-    with output.open("wb") as log:
-        process = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            stopped_after = interrupt_when(process, output, "windows, ", sig)
-        finally:
-            if process.poll() is None:
-                process.kill()
-    printed = output.read_text()
-    assert process.returncode == 130, printed[-3000:]
-    assert stopped_after < 5, f"stopped {stopped_after:.1f}s after {sig.name}"
-    assert f"s3-sharing deliver: stopped by {sig.name}" in printed and "Traceback" not in printed, printed
-    assert sum("windows, " in line for line in printed.splitlines()) < 24, "it did not go on"
+    stopped = interrupt(command, environment, tmp_path / "deliver.log", sig)
+    assert_stopped(stopped, "deliver", sig)
+    assert sum("windows, " in line for line in stopped.printed.splitlines()) < 24, "it did not go on"
     no_run_started(Path(environment["DAGSTER_HOME"]))
