@@ -14,7 +14,7 @@ import dagster as dg
 from google.api_core.exceptions import GoogleAPICallError
 
 from s3_sharing.outbound.asset_keys import DELIVERIES_GROUP, delivery_key
-from s3_sharing.outbound.checks import CertificationConfig, DeliveryCheck, Evaluation
+from s3_sharing.outbound.checks import CertificationConfig, dagster_severity
 from s3_sharing.outbound.datasets import Dataset
 from s3_sharing.outbound.delivery import (
     RESTATED,
@@ -24,6 +24,7 @@ from s3_sharing.outbound.delivery import (
     deliver_many,
     delivered_by,
 )
+from s3_sharing.outbound.evaluation import DeliveryCheck, Evaluation
 from s3_sharing.outbound.registry import Business, Registry
 from s3_sharing.platform.resources import PlatformKeys, WorkDirectory
 from s3_sharing.platform.state import LeaseBusy, LeaseLost, StateStore
@@ -169,9 +170,7 @@ def _cadence_assets(
         if failures:
             retryable = bool(worth_retrying)
             if not retryable or context.retry_number >= DELIVERY_RETRIES.max_retries:
-                evaluation = Evaluation(
-                    CertificationConfig(), warehouse, archive, s3, keys, relations, users, state
-                )
+                evaluation = Evaluation(warehouse, archive, s3, keys, relations, users, state)
                 for event in _checks_skipped_by_the_failure(context, evaluation, by_key, public_keys, window):
                     context.log_event(event)
             for business_id, failure in sorted(failures.items()):  # also flushes the logged evaluations
@@ -224,7 +223,7 @@ def _checks_skipped_by_the_failure(
                 check_name=check.value,
                 passed=result.passed,
                 metadata=result.metadata,
-                severity=result.severity,
+                severity=dagster_severity(result),
             )
 
 
