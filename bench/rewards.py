@@ -184,12 +184,13 @@ def measure(pipeline: str, admin_dsn: str, common: list[str]) -> dict:
 
 
 def run_worker_peaks_mb(peaks: dict[int, float]) -> None:
-    """Each Dagster run or step process alive now (``dagster api execute_run|execute_step``): its
-    peak RSS so far (VmHWM), kept in ``peaks`` by pid."""
+    """Each Dagster run or step worker alive now: its peak RSS so far (VmHWM), kept in ``peaks`` by
+    pid. ``dagster dev`` starts both as ``multiprocessing`` spawns (``spawn_main``) of the code
+    server and of the run worker."""
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
             command = cmdline.read_bytes()
-            if b"execute_run" not in command and b"execute_step" not in command:
+            if b"spawn_main" not in command:
                 continue
             status = (cmdline.parent / "status").read_text()
         except OSError:
