@@ -19,17 +19,13 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Interrupted(Exception):
-    """A SIGINT or SIGTERM asked the command to stop."""
-
-    def __init__(self, signal_name: str) -> None:
-        super().__init__(f"stopped by {signal_name}")
-        self.signal_name = signal_name
+    """A SIGINT or SIGTERM asked the command to stop; the message names the signal."""
 
 
 def _interrupted(signal_number: int) -> Interrupted:
     for stop_signal in STOP_SIGNALS:  # a second signal must not interrupt the cleanup
         signal.signal(stop_signal, signal.SIG_IGN)
-    return Interrupted(signal.Signals(signal_number).name)
+    return Interrupted(f"stopped by {signal.Signals(signal_number).name}")
 
 
 class Stopper:
